@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from pgai.errors import DatabaseError
 
@@ -67,3 +68,7 @@ async def connect(url: str, **kwargs: Any) -> asyncpg.Connection:
         raise DatabaseError(f"invalid database URL {where}: {exc}") from exc
     except asyncpg.PostgresError as exc:
         raise DatabaseError(f"could not connect to {where}: {exc}") from exc
+
+
+#: A connection of our own or one borrowed from a pool: the statements accept either.
+DbConnection = asyncpg.Connection | PoolConnectionProxy

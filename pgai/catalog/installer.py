@@ -106,12 +106,13 @@ async def ainstall(
         await _check_server_version(conn)
         try:
             async with conn.transaction():
-                await conn.execute("SET LOCAL search_path = pg_catalog, pg_temp")
                 await conn.execute(
                     "SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext('ai'))",
                     _INSTALL_LOCK_KEY,
                 )
+                # Before narrowing search_path: a new extension goes to the user's usual schema.
                 vector_schema = await _ensure_vector_extension(conn, vector_extension_schema)
+                await conn.execute("SET LOCAL search_path = pg_catalog, pg_temp")
                 await _refuse_outdated_ai_extension(conn)
                 changed = await _apply(conn, source, vector_schema)
         except AlreadyInstalledError:
@@ -213,7 +214,7 @@ async def _apply(conn: asyncpg.Connection, source: CatalogSource, vector_schema:
         CREATE TABLE IF NOT EXISTS ai.pgai_lib_feature_flag
         ( name text not null primary key
         , applied_at_version text not null
-        , applied_at timestamptz default pg_catalog.clock_timestamp()
+        , applied_at timestamptz not null default pg_catalog.clock_timestamp()
         );
         CREATE TABLE IF NOT EXISTS ai.pgai_lib_version
         ( name text not null primary key

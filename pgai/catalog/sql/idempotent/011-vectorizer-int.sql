@@ -470,10 +470,10 @@ create or replace function ai._vectorizer_create_source_trigger
 ( trigger_name pg_catalog.name
 , queue_schema pg_catalog.name
 , queue_table pg_catalog.name
-, target_schema pg_catalog.name
-, target_table pg_catalog.name
 , source_schema pg_catalog.name
 , source_table pg_catalog.name
+, target_schema pg_catalog.name
+, target_table pg_catalog.name
 , source_pk pg_catalog.jsonb
 ) returns void as
 $func$

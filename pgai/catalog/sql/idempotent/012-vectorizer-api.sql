@@ -262,8 +262,8 @@ begin
     perform ai._vectorizer_create_queue_table(_queue_schema, _queue_table, _source_pk, _grant_to);
     perform ai._vectorizer_create_queue_failed_table(_queue_schema, _queue_failed_table, _source_pk, _grant_to);
     perform ai._vectorizer_create_source_trigger
-    ( _trigger_name, _queue_schema, _queue_table, _target_schema, _target_table
-    , _source_schema, _source_table, _source_pk
+    ( _trigger_name, _queue_schema, _queue_table, _source_schema, _source_table
+    , _target_schema, _target_table, _source_pk
     );
 
     if scheduling->>'implementation' = 'timescaledb' then
@@ -360,7 +360,7 @@ begin
     select v.* into _vec from ai.vectorizer v where v.id = vectorizer_id;
     if not found then
         raise exception 'vectorizer % not found', vectorizer_id
-        using errcode = 'undefined_object'
+        using errcode = 'no_data_found'
         , hint = 'the ids of existing vectorizers are in ai.vectorizer_status';
     end if;
     _destination = _vec.config->'destination';

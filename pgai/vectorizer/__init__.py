@@ -1,0 +1,8 @@
+"""The vectorizer worker: turns queued source rows into stored embeddings.
+
+``from pgai.vectorizer import Worker`` is the library entry point; see :class:`Worker`.
+"""
+
+from pgai.vectorizer.worker import Worker, parse_duration
+
+__all__ = ["Worker", "parse_duration"]

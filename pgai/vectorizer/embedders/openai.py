@@ -1,0 +1,104 @@
+"""OpenAI embeddings (and any OpenAI-compatible server through ``base_url``)."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from typing import Any
+
+import httpx
+
+from pgai.vectorizer.config import OpenAIEmbedding
+from pgai.vectorizer.embedders.base import Embedder, ProviderError, RetryPolicy
+from pgai.vectorizer.tokens import CL100K_MODELS, encoding_for_model
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+#: Context of the OpenAI embedding models: longer inputs are truncated (the stored chunk is not).
+MAX_INPUT_TOKENS = 8191
+#: OpenAI checks this per request against an estimate of a quarter token per UTF-8 byte.
+MAX_REQUEST_TOKENS = 300_000
+
+
+class OpenAIEmbedder(Embedder):
+    implementation = "openai"
+    max_inputs_per_request = 2048
+    max_tokens_per_request = MAX_REQUEST_TOKENS
+
+    def __init__(
+        self,
+        config: OpenAIEmbedding,
+        *,
+        api_key: str | None,
+        client: httpx.AsyncClient,
+        retry: RetryPolicy,
+    ) -> None:
+        super().__init__(dimensions=config.dimensions, client=client, retry=retry)
+        self.config = config
+        self.api_key = api_key
+        base = config.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self.url = base.rstrip("/") + "/embeddings"
+        self.encoding = encoding_for_model(config.model)
+        if config.model == "text-embedding-ada-002" and config.dimensions not in (None, 1536):
+            raise ProviderError(
+                "dimensions must be 1536 for text-embedding-ada-002",
+                provider=self.implementation,
+            )
+
+    def count_tokens(self, text: str) -> int:
+        # Keep both the real token count and OpenAI's byte estimate under the cap: the
+        # estimate undercounts CJK text, the real count undercounts nothing.
+        estimate = math.ceil(len(text.encode("utf-8")) / 4)
+        if self.encoding is None:
+            return estimate
+        return max(estimate, len(self.encoding.encode(text, disallowed_special=())))
+
+    def prepare(self, text: str) -> str:
+        """Truncate an input to the model's context; only the text sent is cut."""
+        if self.encoding is None or self.config.model not in CL100K_MODELS:
+            return text
+        tokens = self.encoding.encode(text, disallowed_special=())
+        if len(tokens) <= MAX_INPUT_TOKENS:
+            return text
+        log.warning("chunk truncated from %d to %d tokens", len(tokens), MAX_INPUT_TOKENS)
+        return self.encoding.decode(tokens[:MAX_INPUT_TOKENS])
+
+    async def embed(self, texts: Any) -> list[list[float]]:
+        return await super().embed([self.prepare(t) for t in texts])
+
+    async def _request(self, texts: list[str]) -> list[list[float]]:
+        body: dict[str, Any] = {
+            "input": texts,
+            "model": self.config.model,
+            "encoding_format": "float",
+        }
+        if self.config.dimensions is not None and self.config.model != "text-embedding-ada-002":
+            body["dimensions"] = self.config.dimensions
+        if self.config.user is not None:
+            body["user"] = self.config.user
+        headers = {}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        for env, header in (
+            ("OPENAI_ORG_ID", "OpenAI-Organization"),
+            ("OPENAI_PROJECT_ID", "OpenAI-Project"),
+        ):
+            if value := os.environ.get(env):
+                headers[header] = value
+        response = await self.client.post(self.url, json=body, headers=headers)
+        if response.status_code >= 300:
+            raise self.error_from_response(response)
+        try:
+            data = response.json()["data"]
+            ordered = sorted(data, key=lambda item: int(item["index"]))
+            return [list(item["embedding"]) for item in ordered]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProviderError(
+                f"the openai API returned a response that is not an embeddings list: "
+                f"{response.text[:200]!r}",
+                provider=self.implementation,
+                status=response.status_code,
+                retryable=False,
+            ) from exc

@@ -1,0 +1,584 @@
+"""The vectorizer worker: a Supervisor, one runner per vectorizer, N worker coroutines each.
+
+::
+
+    Worker.run()                 owns one asyncpg pool, one httpx.AsyncClient, the poll loop
+    ├── VectorizerRunner (id 1)  re-reads its config every cycle, owns its embedder and SQL
+    │   └── N worker coroutines  claim → prepare → embed → write → commit, until the queue is empty
+    └── VectorizerRunner (id 2)  ... all vectorizers run at the same time
+
+Everything runs in anyio task groups: no task outlives ``run()``. A graceful shutdown stops
+claiming, lets in-flight batches finish within the grace period, then cancels them; a cancelled
+batch's transaction rolls back, so its rows are claimable again and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import anyio.abc
+import asyncpg
+import httpx
+
+from pgai.database import DbConnection, connect, redact_url
+from pgai.errors import CatalogError, ConfigurationError, DatabaseError
+from pgai.vectorizer.config import Vectorizer, parse_vectorizer
+from pgai.vectorizer.embedders.base import Embedder, ProviderError, RetryPolicy
+from pgai.vectorizer.embedders.factory import make_embedder
+from pgai.vectorizer.errors import (
+    CONFIGURATION_ERROR,
+    EMBEDDING_PROVIDER_FAILED,
+    LOADING_FAILED,
+    MAX_KEYS_IN_DETAILS,
+    UNEXPECTED_ERROR,
+    jsonable_keys,
+    record_error,
+)
+from pgai.vectorizer.pipeline import prepare_batch
+from pgai.vectorizer.queue import QueueStatements
+from pgai.vectorizer.writer import EmbeddedChunk, EmbeddingWriter, register_vector_type
+
+log = logging.getLogger("pgai.vectorizer")
+
+#: Errors that mean the connection (not the statement) failed: reconnect and carry on.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+)
+
+RECORDING_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
+
+
+@dataclass
+class WorkerStats:
+    """Counters of one worker process (exposed for tests, status and metrics)."""
+
+    batches: int = 0
+    rows: int = 0
+    chunks: int = 0
+    failed_batches: int = 0
+    failed_rows: int = 0
+    moved_to_failed_queue: int = 0
+    per_vectorizer_rows: dict[int, int] = field(default_factory=dict)
+
+
+async def _init_connection(conn: DbConnection) -> None:
+    await register_vector_type(conn)
+    # Formatting renders column values the way pgai (psycopg) does: JSON as Python objects.
+    for json_type in ("json", "jsonb"):
+        await conn.set_type_codec(
+            json_type, schema="pg_catalog", encoder=json.dumps, decoder=json.loads
+        )
+
+
+class Worker:
+    """Processes the queues of vectorizers until stopped (or, with ``once``, until empty).
+
+    Embedding it in an asyncio application::
+
+        worker = Worker(db_url, poll_interval=timedelta(seconds=30))
+        task = asyncio.create_task(worker.run())
+        ...
+        await worker.request_graceful_shutdown()
+        error = await task  # None, or the error that stopped it with exit_on_error
+    """
+
+    def __init__(
+        self,
+        db_url: str,
+        poll_interval: timedelta = timedelta(minutes=1),
+        once: bool = False,
+        vectorizer_ids: Sequence[int] = (),
+        exit_on_error: bool | None = None,
+        concurrency: int | None = None,
+        *,
+        grace_period: timedelta = timedelta(seconds=30),
+        retry_backoff: timedelta = timedelta(seconds=30),
+        max_retry_backoff: timedelta = timedelta(hours=1),
+        provider_retry: RetryPolicy | None = None,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if concurrency is not None and concurrency < 1:
+            raise ConfigurationError("concurrency must be at least 1")
+        self.db_url = db_url
+        self.poll_interval = poll_interval
+        self.once = once
+        self.vectorizer_ids = list(vectorizer_ids)
+        self.exit_on_error = once if exit_on_error is None else exit_on_error
+        self.concurrency = concurrency
+        self.grace_period = grace_period
+        self.retry_backoff = retry_backoff
+        self.max_retry_backoff = max_retry_backoff
+        self.provider_retry = provider_retry or RetryPolicy()
+        self.stats = WorkerStats()
+        self._http_client = http_client
+        self._stop: anyio.Event | None = None
+        self._fatal: Exception | None = None
+        self._invalid_ids_reported = False
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def request_graceful_shutdown(self) -> None:
+        """Stop claiming new batches; in-flight ones finish within the grace period."""
+        if self._stop is not None and not self._stop.is_set():
+            log.info("got a graceful shutdown request")
+            self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    def fail(self, error: Exception) -> None:
+        """With exit_on_error, the first error stops the worker and is what run() returns."""
+        if self.exit_on_error:
+            if self._fatal is None:
+                self._fatal = error
+                log.error("exiting processor due to error: %s", error)
+            if self._stop is not None:
+                self._stop.set()
+
+    async def run(self) -> Exception | None:
+        """Run until stopped; returns the error that stopped it (exit_on_error), else None."""
+        self._stop = anyio.Event()
+        self._fatal = None
+        try:
+            pool = await self._create_pool()
+        except DatabaseError as exc:
+            log.error("%s", exc)
+            return exc
+        try:
+            client = self._http_client or httpx.AsyncClient(
+                timeout=httpx.Timeout(120.0, connect=10.0),
+                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            )
+            try:
+                await self._supervise(pool, client)
+            finally:
+                if self._http_client is None:
+                    await client.aclose()
+        except CatalogError as exc:
+            log.error("%s", exc)
+            return exc
+        finally:
+            with anyio.CancelScope(shield=True):
+                await pool.close()
+        if self.once and not self.stopping:
+            log.info("once mode, exiting...")
+        log.info("exiting processor.run()")
+        return self._fatal
+
+    async def _create_pool(self) -> asyncpg.Pool:
+        # Check the URL with one plain connection first: its errors are clear and redacted.
+        conn = await connect(self.db_url)
+        await conn.close()
+        size = max(4, (self.concurrency or 4) * 2 + 2)
+        pool = await asyncpg.create_pool(
+            self.db_url, min_size=1, max_size=size, init=_init_connection
+        )
+        assert pool is not None
+        return pool
+
+    async def _check_catalog(self, conn: DbConnection) -> None:
+        installed = await conn.fetchval(
+            "SELECT to_regclass('ai.vectorizer') IS NOT NULL AND "
+            "to_regclass('ai._vectorizer_errors') IS NOT NULL"
+        )
+        if not installed:
+            raise CatalogError(
+                "pgai is not installed in the database "
+                f"{redact_url(self.db_url)}: run `pgai install -d <url>` first"
+            )
+
+    async def _supervise(self, pool: asyncpg.Pool, client: httpx.AsyncClient) -> None:
+        assert self._stop is not None
+        async with pool.acquire() as conn:
+            await self._check_catalog(conn)
+        runners: dict[int, anyio.Event] = {}
+        async with anyio.create_task_group() as tg:
+            while not self.stopping:
+                try:
+                    ids = await self._discover(pool)
+                except CONNECTION_ERRORS as exc:
+                    log.error("unable to connect to database: %s", exc)
+                    ids = []
+                if not ids and not runners:
+                    log.warning("no vectorizers found")
+                for vectorizer_id in ids:
+                    if vectorizer_id in runners and not runners[vectorizer_id].is_set():
+                        continue
+                    done = anyio.Event()
+                    runners[vectorizer_id] = done
+                    runner = VectorizerRunner(self, vectorizer_id, pool, client)
+                    tg.start_soon(runner.run, done)
+                if self.once:
+                    break
+                with anyio.move_on_after(self.poll_interval.total_seconds()):
+                    await self._stop.wait()
+            await self._finish(tg, list(runners.values()))
+
+    async def _finish(self, tg: anyio.abc.TaskGroup, runners: list[anyio.Event]) -> None:
+        """Wait for the runners: in once mode until they drained (or a stop request), then at
+        most the grace period before cancelling what is still in flight."""
+        assert self._stop is not None
+
+        async def all_done() -> None:
+            for done in runners:
+                await done.wait()
+
+        if self.once and not self.stopping:
+            async with anyio.create_task_group() as waiters:
+
+                async def until_done() -> None:
+                    await all_done()
+                    waiters.cancel_scope.cancel()
+
+                async def until_stop() -> None:
+                    assert self._stop is not None
+                    await self._stop.wait()
+                    waiters.cancel_scope.cancel()
+
+                waiters.start_soon(until_done)
+                waiters.start_soon(until_stop)
+        if self.stopping:
+            with anyio.move_on_after(self.grace_period.total_seconds()):
+                await all_done()
+            tg.cancel_scope.cancel()
+
+    async def _discover(self, pool: asyncpg.Pool) -> list[int]:
+        async with pool.acquire() as conn:
+            if self.vectorizer_ids:
+                rows = await conn.fetch(
+                    "SELECT id FROM ai.vectorizer WHERE id = any($1::int4[])", self.vectorizer_ids
+                )
+                found = sorted(r["id"] for r in rows)
+                if len(found) != len(set(self.vectorizer_ids)):
+                    missing = sorted(set(self.vectorizer_ids) - set(found))
+                    message = (
+                        f"invalid vectorizers, wanted: {sorted(set(self.vectorizer_ids))}, "
+                        f"got: {found} (no vectorizer with id {missing})"
+                    )
+                    if not self._invalid_ids_reported:
+                        log.error("%s", message)
+                        self._invalid_ids_reported = True
+                    self.fail(ConfigurationError(message))
+                ids = found
+            else:
+                ids = [r["id"] for r in await conn.fetch("SELECT id FROM ai.vectorizer")]
+        random.shuffle(ids)
+        return ids
+
+
+class VectorizerRunner:
+    """Runs one vectorizer: N worker coroutines per cycle, a cycle per poll interval."""
+
+    def __init__(
+        self, worker: Worker, vectorizer_id: int, pool: asyncpg.Pool, client: httpx.AsyncClient
+    ) -> None:
+        self.worker = worker
+        self.vectorizer_id = vectorizer_id
+        self.pool = pool
+        self.client = client
+        self.had_error = False
+
+    async def run(self, done: anyio.Event) -> None:
+        try:
+            while not self.worker.stopping:
+                keep_going = await self._cycle()
+                if self.worker.once or not keep_going:
+                    return
+                assert self.worker._stop is not None
+                with anyio.move_on_after(self.worker.poll_interval.total_seconds()):
+                    await self.worker._stop.wait()
+        finally:
+            done.set()
+
+    async def _load(self) -> Vectorizer | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchval(
+                "SELECT to_jsonb(v) FROM ai.vectorizer v WHERE id = $1", self.vectorizer_id
+            )
+        if row is None:
+            return None
+        return parse_vectorizer(row)
+
+    async def _cycle(self) -> bool:
+        """Drain the queue once. Returns False when the vectorizer no longer exists."""
+        try:
+            vectorizer = await self._load()
+        except ConfigurationError as exc:
+            await self._config_error(exc)
+            return True
+        except CONNECTION_ERRORS as exc:
+            log.error(
+                "unable to connect to database: %s",
+                exc,
+                extra={"vectorizer_id": self.vectorizer_id},
+            )
+            return True
+        if vectorizer is None:
+            log.info("vectorizer %s was dropped", self.vectorizer_id)
+            return False
+        if vectorizer.disabled:
+            log.info("vectorizer %s is disabled, skipping", self.vectorizer_id)
+            return True
+        try:
+            embedder = make_embedder(
+                vectorizer, client=self.client, retry=self.worker.provider_retry
+            )
+            await embedder.setup()
+        except (ConfigurationError, ProviderError) as exc:
+            await self._config_error(exc)
+            return True
+        log.info("running vectorizer %s", vectorizer.id)
+        batch = BatchProcessor(self, vectorizer, embedder)
+        concurrency = self.worker.concurrency or vectorizer.config.processing.concurrency or 1
+        async with anyio.create_task_group() as tg:
+            for _ in range(concurrency):
+                tg.start_soon(batch.loop)
+        log.info(
+            "finished processing vectorizer %s: %d rows",
+            vectorizer.id,
+            batch.rows,
+        )
+        return True
+
+    async def _config_error(self, exc: Exception) -> None:
+        log.error("error getting vectorizer: %s: %s", type(exc).__name__, exc)
+        try:
+            async with self.pool.acquire() as conn:
+                await record_error(
+                    conn,
+                    self.vectorizer_id,
+                    CONFIGURATION_ERROR,
+                    {"error_reason": str(exc), "error_type": type(exc).__name__},
+                )
+        except RECORDING_ERRORS as record_exc:
+            log.error("could not record the error: %s", record_exc)
+        self.worker.fail(exc)
+
+
+class BatchProcessor:
+    """The worker coroutines of one vectorizer cycle share this: the SQL, writer, embedder."""
+
+    def __init__(self, runner: VectorizerRunner, vectorizer: Vectorizer, embedder: Embedder):
+        self.runner = runner
+        self.worker = runner.worker
+        self.vectorizer = vectorizer
+        self.embedder = embedder
+        self.queue = QueueStatements(vectorizer)
+        self.writer = EmbeddingWriter(vectorizer)
+        self.max_attempts = vectorizer.config.loading.retries + 1
+        self.rows = 0
+        self.pause_for = 1.0
+
+    async def loop(self) -> None:
+        """Claim and process batches until the queue has nothing claimable or we stop."""
+        reconnect_delay = 1.0
+        while not self.worker.stopping:
+            try:
+                async with self.runner.pool.acquire() as conn:
+                    reconnect_delay = 1.0
+                    while not self.worker.stopping:
+                        outcome = await self.process_one(conn)
+                        if outcome == "empty":
+                            return
+                        if outcome == "paused":
+                            await self._pause(self.pause_for)
+                return
+            except CONNECTION_ERRORS as exc:
+                log.error(
+                    "unable to connect to database: %s; retrying in %.0fs", exc, reconnect_delay
+                )
+                await self._pause(reconnect_delay)
+                reconnect_delay = min(reconnect_delay * 2, 60.0)
+
+    async def _pause(self, seconds: float) -> None:
+        assert self.worker._stop is not None
+        with anyio.move_on_after(seconds):
+            await self.worker._stop.wait()
+
+    async def process_one(self, conn: DbConnection) -> str:
+        """One batch in one transaction. Returns "empty", "done", "failed" or "paused"."""
+        vid = self.vectorizer.id
+        claimed_pks: list[tuple[Any, ...]] = []
+        try:
+            async with conn.transaction():
+                claimed = await self.queue.claim(conn, self.vectorizer.batch_size)
+                if not claimed:
+                    return "empty"
+                claimed_pks = [c.pk for c in claimed]
+                log.debug("Items pulled from queue: %d (vectorizer %s)", len(claimed), vid)
+                prepared = await anyio.to_thread.run_sync(prepare_batch, self.vectorizer, claimed)
+                if prepared.failures:
+                    await self._requeue_failed_rows(conn, prepared.failures)
+                await self.writer.delete_old_chunks(conn, prepared.processed)
+                vectors = await self.embedder.embed([c.text for c in prepared.chunks])
+                await self.writer.write(
+                    conn,
+                    [
+                        EmbeddedChunk(c.pk, c.chunk_seq, c.text, v)
+                        for c, v in zip(prepared.chunks, vectors, strict=True)
+                    ],
+                )
+        except ProviderError as exc:
+            return await self._batch_failed(conn, claimed_pks, exc, EMBEDDING_PROVIDER_FAILED)
+        except CONNECTION_ERRORS:
+            raise
+        except (asyncpg.PostgresError, ValueError, TypeError, ConfigurationError) as exc:
+            return await self._batch_failed(conn, claimed_pks, exc, UNEXPECTED_ERROR)
+        self.rows += len(prepared.processed)
+        stats = self.worker.stats
+        stats.batches += 1
+        stats.rows += len(prepared.processed)
+        stats.chunks += len(prepared.chunks)
+        stats.per_vectorizer_rows[vid] = stats.per_vectorizer_rows.get(vid, 0) + len(
+            prepared.processed
+        )
+        log.debug(
+            "vectorizer %s: batch of %d rows, %d chunks embedded",
+            vid,
+            len(prepared.processed),
+            len(prepared.chunks),
+        )
+        return "done"
+
+    async def _requeue_failed_rows(self, conn: DbConnection, failures: Sequence[Any]) -> None:
+        _requeued, moved = await self.queue.requeue(
+            conn,
+            [(f.pk, f.attempts) for f in failures],
+            max_attempts=self.max_attempts,
+            backoff=self.worker.retry_backoff,
+            max_backoff=self.worker.max_retry_backoff,
+            failure_step=failures[0].step,
+        )
+        self.worker.stats.failed_rows += len(failures)
+        self.worker.stats.moved_to_failed_queue += moved
+        for failure in failures:
+            log.error(
+                "vectorizer %s: row %s failed at %s: %s",
+                self.vectorizer.id,
+                failure.pk,
+                failure.step,
+                failure.error,
+            )
+            await record_error(
+                conn,
+                self.vectorizer.id,
+                LOADING_FAILED if failure.step == "loading" else UNEXPECTED_ERROR,
+                {
+                    "step": failure.step,
+                    "error_reason": f"{type(failure.error).__name__}: {failure.error}",
+                    "pk": jsonable_keys([failure.pk])[0],
+                    "attempt": failure.attempts + 1,
+                    "is_retryable": failure.attempts + 1 < self.max_attempts,
+                    "loader": self.vectorizer.config.loading.implementation,
+                },
+            )
+
+    async def _batch_failed(
+        self,
+        conn: DbConnection,
+        claimed_pks: list[tuple[Any, ...]],
+        exc: Exception,
+        message: str,
+    ) -> str:
+        """The batch rolled back; remember the attempt (unless the provider only paced us)."""
+        vid = self.vectorizer.id
+        rate_limited = isinstance(exc, ProviderError) and exc.rate_limited
+        status = exc.status if isinstance(exc, ProviderError) else None
+        log.log(
+            logging.WARNING if rate_limited else logging.ERROR,
+            "vectorizer %s: batch of %d rows failed: %s",
+            vid,
+            len(claimed_pks),
+            exc,
+        )
+        held, moved = (0, 0)
+        if not rate_limited:
+            held, moved = await self.queue.record_failure(
+                conn,
+                claimed_pks,
+                max_attempts=self.max_attempts,
+                backoff=self.worker.retry_backoff,
+                max_backoff=self.worker.max_retry_backoff,
+                failure_step="embedding" if isinstance(exc, ProviderError) else "processing",
+            )
+        self.worker.stats.failed_batches += 1
+        self.worker.stats.moved_to_failed_queue += moved
+        details: dict[str, Any] = {
+            "error_reason": str(exc),
+            "error_type": type(exc).__name__,
+            "pks": jsonable_keys(claimed_pks[:MAX_KEYS_IN_DETAILS]),
+            "rows": len(claimed_pks),
+            "will_retry": rate_limited or held > 0,
+            "moved_to_failed_queue": moved,
+        }
+        if isinstance(exc, ProviderError):
+            details["provider"] = exc.provider
+            details["http_status"] = status
+            details["rate_limited"] = rate_limited
+        await record_error(conn, vid, message, details)
+        if rate_limited:
+            # The provider is pacing us: not a failure of these rows, nor of the worker.
+            assert isinstance(exc, ProviderError)
+            self.pause_for = exc.retry_after or 1.0
+            return "paused"
+        self.worker.fail(exc)
+        return "failed"
+
+
+def parse_duration(value: str) -> timedelta:
+    """``1h``, ``45m``, ``30s``, ``1h30m``, ``1.5h``, ``2 days``, ``1:30``, or plain seconds."""
+    text = value.strip().lower()
+    if not text:
+        raise ValueError("empty duration")
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if seconds < 0:
+            raise ValueError("time duration can't be negative")
+        if not math.isfinite(seconds):
+            raise ValueError(f"'{value}' is not a valid duration string or integer")
+        return timedelta(seconds=seconds)
+    if ":" in text:
+        parts = text.split(":")
+        try:
+            numbers = [float(p) for p in parts]
+        except ValueError as exc:
+            raise ValueError(f"'{value}' is not a valid duration string or integer") from exc
+        total = 0.0
+        for number in numbers:
+            total = total * 60 + number
+        return timedelta(seconds=total)
+    units = {
+        "w": 604800, "week": 604800, "weeks": 604800,
+        "d": 86400, "day": 86400, "days": 86400,
+        "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+        "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+        "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+        "ms": 0.001,
+    }  # fmt: skip
+    import re
+
+    matches = list(re.finditer(r"(\d+(?:\.\d+)?)\s*([a-z]+)\s*,?\s*", text))
+    if not matches or "".join(m.group(0) for m in matches) != text:
+        raise ValueError(f"'{value}' is not a valid duration string or integer")
+    total = 0.0
+    for match in matches:
+        unit = match.group(2)
+        if unit not in units:
+            raise ValueError(f"'{value}' is not a valid duration string or integer")
+        total += float(match.group(1)) * units[unit]
+    return timedelta(seconds=total)
