@@ -114,6 +114,37 @@ def install_command(
         typer.echo(f"pgai {__version__} is already installed")
 
 
+@vectorizer_app.command("retry-failed")
+def retry_failed_command(
+    db_url: Annotated[
+        str,
+        typer.Option(
+            "-d",
+            "--db-url",
+            envvar=["VECTORIZER_DB_URL", "PGAI_VECTORIZER_WORKER_DB_URL"],
+            help="The database whose failed queues to retry.",
+        ),
+    ] = DEFAULT_DB_URL,
+    vectorizer_ids: Annotated[
+        list[int] | None,
+        typer.Option("-i", "--vectorizer-id", help="Only these vectorizers (repeatable)."),
+    ] = None,
+) -> None:
+    """Move rows from the failed queues back into the queues, with a fresh attempt count."""
+    import anyio
+
+    from pgai.vectorizer.admin import retry_failed
+
+    _configure_logging("WARNING")
+    try:
+        moved = anyio.run(retry_failed, db_url, vectorizer_ids or [])
+    except PgaiError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    for vectorizer_id, count in sorted(moved.items()):
+        typer.echo(f"vectorizer {vectorizer_id}: {count} rows queued again")
+
+
 _BOOLEAN_WORDS = {"true", "false", "1", "0", "yes", "no", "on", "off", "t", "f", "y", "n"}
 
 

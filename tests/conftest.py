@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 import pgai
+from tests.fake_provider import FakeProvider
 from tests.pgserver import PgTestServer, start_test_server
 
 
@@ -55,3 +56,16 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
         yield connection
     finally:
         await connection.close()
+
+
+@pytest.fixture
+def provider() -> Iterator[FakeProvider]:
+    """A local HTTP server speaking the providers' wire formats, 8-dimensional vectors."""
+    with FakeProvider(dimensions=8) as p:
+        yield p
+
+
+@pytest.fixture
+def openai_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-key")
+    return "sk-test-key"

@@ -3,6 +3,6 @@
 ``from pgai.vectorizer import Worker`` is the library entry point; see :class:`Worker`.
 """
 
-from pgai.vectorizer.worker import Worker, parse_duration
+from pgai.vectorizer.worker import Worker, init_connection, parse_duration
 
-__all__ = ["Worker", "parse_duration"]
+__all__ = ["Worker", "init_connection", "parse_duration"]

@@ -51,6 +51,8 @@ class PreparedBatch:
     failures: list[ItemFailure]
     #: keys of the rows that were processed (with or without chunks)
     processed: list[tuple[Any, ...]]
+    #: failures so far of every claimed row, by key
+    attempts: dict[tuple[Any, ...], int]
 
 
 def make_splitter(chunking: Chunking) -> Callable[[str], list[str]]:
@@ -86,7 +88,9 @@ def prepare_batch(vectorizer: Vectorizer, claimed: Sequence[ClaimedRow]) -> Prep
     config = vectorizer.config
     split = make_splitter(config.chunking)
     fmt = make_formatter(config.formatting)
-    batch = PreparedBatch(chunks=[], failures=[], processed=[])
+    batch = PreparedBatch(
+        chunks=[], failures=[], processed=[], attempts={c.pk: c.attempts for c in claimed}
+    )
     for item in claimed:
         if item.row is None:
             continue

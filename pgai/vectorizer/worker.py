@@ -42,7 +42,7 @@ from pgai.vectorizer.errors import (
     jsonable_keys,
     record_error,
 )
-from pgai.vectorizer.pipeline import prepare_batch
+from pgai.vectorizer.pipeline import ItemFailure, PreparedBatch, PreparedChunk, prepare_batch
 from pgai.vectorizer.queue import QueueStatements
 from pgai.vectorizer.writer import EmbeddedChunk, EmbeddingWriter, register_vector_type
 
@@ -73,7 +73,9 @@ class WorkerStats:
     per_vectorizer_rows: dict[int, int] = field(default_factory=dict)
 
 
-async def _init_connection(conn: DbConnection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Prepare a connection for the worker: pgvector's type, JSON decoded to Python values.
+    Pass it as ``init=`` when giving the Worker a pool of your own."""
     await register_vector_type(conn)
     # Formatting renders column values the way pgai (psycopg) does: JSON as Python objects.
     for json_type in ("json", "jsonb"):
@@ -108,6 +110,7 @@ class Worker:
         max_retry_backoff: timedelta = timedelta(hours=1),
         provider_retry: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
+        pool: asyncpg.Pool | None = None,
     ) -> None:
         if concurrency is not None and concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
@@ -123,16 +126,24 @@ class Worker:
         self.provider_retry = provider_retry or RetryPolicy()
         self.stats = WorkerStats()
         self._http_client = http_client
+        self._pool = pool
+        self._shutdown_requested = False
         self._stop: anyio.Event | None = None
         self._fatal: Exception | None = None
         self._invalid_ids_reported = False
 
     # -- lifecycle ------------------------------------------------------------------------------
-    async def request_graceful_shutdown(self) -> None:
-        """Stop claiming new batches; in-flight ones finish within the grace period."""
+    def request_shutdown(self) -> None:
+        """Stop claiming new batches; in-flight ones finish within the grace period, then
+        ``run()`` returns. Safe to call from any task of the worker's event loop."""
+        self._shutdown_requested = True
         if self._stop is not None and not self._stop.is_set():
             log.info("got a graceful shutdown request")
             self._stop.set()
+
+    async def request_graceful_shutdown(self) -> None:
+        """pgai's spelling of :meth:`request_shutdown`."""
+        self.request_shutdown()
 
     @property
     def stopping(self) -> bool:
@@ -150,9 +161,11 @@ class Worker:
     async def run(self) -> Exception | None:
         """Run until stopped; returns the error that stopped it (exit_on_error), else None."""
         self._stop = anyio.Event()
+        if self._shutdown_requested:
+            self._stop.set()
         self._fatal = None
         try:
-            pool = await self._create_pool()
+            pool = self._pool or await self._create_pool()
         except DatabaseError as exc:
             log.error("%s", exc)
             return exc
@@ -170,8 +183,9 @@ class Worker:
             log.error("%s", exc)
             return exc
         finally:
-            with anyio.CancelScope(shield=True):
-                await pool.close()
+            if self._pool is None:
+                with anyio.CancelScope(shield=True):
+                    await pool.close()
         if self.once and not self.stopping:
             log.info("once mode, exiting...")
         log.info("exiting processor.run()")
@@ -183,7 +197,7 @@ class Worker:
         await conn.close()
         size = max(4, (self.concurrency or 4) * 2 + 2)
         pool = await asyncpg.create_pool(
-            self.db_url, min_size=1, max_size=size, init=_init_connection
+            self.db_url, min_size=1, max_size=size, init=init_connection
         )
         assert pool is not None
         return pool
@@ -418,51 +432,94 @@ class BatchProcessor:
                     return "empty"
                 claimed_pks = [c.pk for c in claimed]
                 log.debug("Items pulled from queue: %d (vectorizer %s)", len(claimed), vid)
+                gone = [c.pk for c in claimed if c.row is None]
                 prepared = await anyio.to_thread.run_sync(prepare_batch, self.vectorizer, claimed)
-                if prepared.failures:
-                    await self._requeue_failed_rows(conn, prepared.failures)
-                await self.writer.delete_old_chunks(conn, prepared.processed)
-                vectors = await self.embedder.embed([c.text for c in prepared.chunks])
-                await self.writer.write(
-                    conn,
-                    [
-                        EmbeddedChunk(c.pk, c.chunk_seq, c.text, v)
-                        for c, v in zip(prepared.chunks, vectors, strict=True)
-                    ],
-                )
+                embedded, embed_failures = await self._embed_isolating_poison_rows(prepared)
+                failures = [*prepared.failures, *embed_failures]
+                if failures:
+                    await self._requeue_failed_rows(conn, failures)
+                failed_keys = {f.pk for f in embed_failures}
+                done = [pk for pk in prepared.processed if pk not in failed_keys]
+                # rows deleted since they were queued lose their chunks too (the trigger of a
+                # pgai catalog or a disabled trigger may have left some)
+                await self.writer.delete_old_chunks(conn, [*done, *gone])
+                await self.writer.write(conn, embedded)
         except ProviderError as exc:
             return await self._batch_failed(conn, claimed_pks, exc, EMBEDDING_PROVIDER_FAILED)
         except CONNECTION_ERRORS:
             raise
         except (asyncpg.PostgresError, ValueError, TypeError, ConfigurationError) as exc:
             return await self._batch_failed(conn, claimed_pks, exc, UNEXPECTED_ERROR)
-        self.rows += len(prepared.processed)
+        self.rows += len(done)
         stats = self.worker.stats
         stats.batches += 1
-        stats.rows += len(prepared.processed)
-        stats.chunks += len(prepared.chunks)
-        stats.per_vectorizer_rows[vid] = stats.per_vectorizer_rows.get(vid, 0) + len(
-            prepared.processed
-        )
+        stats.rows += len(done)
+        stats.chunks += len(embedded)
+        stats.per_vectorizer_rows[vid] = stats.per_vectorizer_rows.get(vid, 0) + len(done)
         log.debug(
-            "vectorizer %s: batch of %d rows, %d chunks embedded",
-            vid,
-            len(prepared.processed),
-            len(prepared.chunks),
+            "vectorizer %s: batch of %d rows, %d chunks embedded", vid, len(done), len(embedded)
         )
         return "done"
 
-    async def _requeue_failed_rows(self, conn: DbConnection, failures: Sequence[Any]) -> None:
-        _requeued, moved = await self.queue.requeue(
-            conn,
-            [(f.pk, f.attempts) for f in failures],
-            max_attempts=self.max_attempts,
-            backoff=self.worker.retry_backoff,
-            max_backoff=self.worker.max_retry_backoff,
-            failure_step=failures[0].step,
-        )
+    async def _embed_isolating_poison_rows(
+        self, prepared: PreparedBatch
+    ) -> tuple[list[EmbeddedChunk], list[ItemFailure]]:
+        """Embed the batch's chunks. When the provider rejects a request for something in its
+        input (400, 413, 422, a malformed answer), split the rows in halves until the rows it
+        rejects are isolated: they fail alone and their neighbours are embedded. If every row
+        fails on its own, the fault is not in the rows: the error fails the whole batch."""
+        by_row: dict[tuple[Any, ...], list[PreparedChunk]] = {}
+        for chunk in prepared.chunks:
+            by_row.setdefault(chunk.pk, []).append(chunk)
+        attempts = dict(prepared.attempts)
+        embedded: list[EmbeddedChunk] = []
+        failed: list[ItemFailure] = []
+        first_error: list[ProviderError] = []
+
+        async def embed_rows(rows: list[tuple[Any, ...]]) -> None:
+            chunks = [c for pk in rows for c in by_row[pk]]
+            try:
+                vectors = await self.embedder.embed([c.text for c in chunks])
+            except ProviderError as exc:
+                if not _blames_the_input(exc):
+                    raise
+                first_error.append(exc)
+                if len(rows) == 1:
+                    failed.append(ItemFailure(rows[0], attempts.get(rows[0], 0), "embedding", exc))
+                    return
+                middle = len(rows) // 2
+                await embed_rows(rows[:middle])
+                await embed_rows(rows[middle:])
+                return
+            embedded.extend(
+                EmbeddedChunk(c.pk, c.chunk_seq, c.text, v)
+                for c, v in zip(chunks, vectors, strict=True)
+            )
+
+        rows = list(by_row)
+        if rows:
+            await embed_rows(rows)
+        if failed and len(failed) == len(rows) and len(rows) > 1:
+            raise first_error[0]
+        return embedded, failed
+
+    async def _requeue_failed_rows(
+        self, conn: DbConnection, failures: Sequence[ItemFailure]
+    ) -> None:
+        by_step: dict[str, list[ItemFailure]] = {}
+        for failure in failures:
+            by_step.setdefault(failure.step, []).append(failure)
+        for step, group in by_step.items():
+            _requeued, moved = await self.queue.requeue(
+                conn,
+                [(f.pk, f.attempts) for f in group],
+                max_attempts=self.max_attempts,
+                backoff=self.worker.retry_backoff,
+                max_backoff=self.worker.max_retry_backoff,
+                failure_step=step,
+            )
+            self.worker.stats.moved_to_failed_queue += moved
         self.worker.stats.failed_rows += len(failures)
-        self.worker.stats.moved_to_failed_queue += moved
         for failure in failures:
             log.error(
                 "vectorizer %s: row %s failed at %s: %s",
@@ -471,19 +528,23 @@ class BatchProcessor:
                 failure.step,
                 failure.error,
             )
-            await record_error(
-                conn,
-                self.vectorizer.id,
-                LOADING_FAILED if failure.step == "loading" else UNEXPECTED_ERROR,
-                {
-                    "step": failure.step,
-                    "error_reason": f"{type(failure.error).__name__}: {failure.error}",
-                    "pk": jsonable_keys([failure.pk])[0],
-                    "attempt": failure.attempts + 1,
-                    "is_retryable": failure.attempts + 1 < self.max_attempts,
-                    "loader": self.vectorizer.config.loading.implementation,
-                },
-            )
+            details: dict[str, Any] = {
+                "step": failure.step,
+                "error_reason": f"{type(failure.error).__name__}: {failure.error}",
+                "pk": jsonable_keys([failure.pk])[0],
+                "attempt": failure.attempts + 1,
+                "is_retryable": failure.attempts + 1 < self.max_attempts,
+            }
+            if isinstance(failure.error, ProviderError):
+                message = EMBEDDING_PROVIDER_FAILED
+                details["provider"] = failure.error.provider
+                details["http_status"] = failure.error.status
+            elif failure.step == "loading":
+                message = LOADING_FAILED
+                details["loader"] = self.vectorizer.config.loading.implementation
+            else:
+                message = UNEXPECTED_ERROR
+            await record_error(conn, self.vectorizer.id, message, details)
 
     async def _batch_failed(
         self,
@@ -535,6 +596,14 @@ class BatchProcessor:
             return "paused"
         self.worker.fail(exc)
         return "failed"
+
+
+def _blames_the_input(error: ProviderError) -> bool:
+    """Errors a different input could avoid: bad request, too large, unprocessable, or an answer
+    that does not fit the input (wrong count or size). Auth, quota and server errors are not."""
+    if error.retryable or error.rate_limited:
+        return False
+    return error.status in (None, 400, 413, 422)
 
 
 def parse_duration(value: str) -> timedelta:

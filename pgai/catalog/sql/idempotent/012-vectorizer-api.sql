@@ -297,6 +297,8 @@ begin
 
     perform ai._vectorizer_grant_to(_grant_to, 'usage', 'schema', 'ai');
     perform ai._vectorizer_grant_to(_grant_to, 'select', 'table', 'ai', 'vectorizer');
+    -- the worker running as a grantee records its failures (pgai forgets this grant)
+    perform ai._vectorizer_grant_to(_grant_to, 'insert', 'table', 'ai', '_vectorizer_errors');
 
     if enqueue_existing then
         execute pg_catalog.format
