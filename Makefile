@@ -18,8 +18,8 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check pgai tests
-	$(BIN)/ruff format --check pgai tests
+	$(BIN)/ruff check pgai tests examples
+	$(BIN)/ruff format --check pgai tests examples
 	$(BIN)/mypy --strict pgai
 
 demo: $(STAMP)

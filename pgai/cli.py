@@ -157,6 +157,17 @@ def _parse_poll_interval(value: str) -> timedelta:
         raise typer.BadParameter(str(exc)) from exc
 
 
+def _parse_boolean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    word = value.strip().lower()
+    if word in ("true", "1", "yes", "on", "t", "y"):
+        return "true"
+    if word in ("false", "0", "no", "off", "f", "n"):
+        return "false"
+    raise typer.BadParameter(f"{value!r} is not a valid boolean (use true or false)")
+
+
 def _check_log_level(value: str) -> str:
     if value.upper() not in LOG_LEVELS:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
@@ -217,11 +228,14 @@ def worker_command(
         ),
     ] = None,
     exit_on_error: Annotated[
-        bool | None,
+        str | None,
         typer.Option(
             "--exit-on-error",
             envvar="PGAI_VECTORIZER_WORKER_EXIT_ON_ERROR",
-            help="Exit with status 1 on the first failure (true/false).",
+            metavar="BOOLEAN",
+            callback=_parse_boolean,
+            help="Exit with status 1 on the first failure: true or false (default: true with "
+            "--once, else false).",
         ),
     ] = None,
     grace_period: Annotated[
@@ -244,7 +258,7 @@ def worker_command(
         poll_interval=_parse_poll_interval(poll_interval),
         once=once,
         vectorizer_ids=vectorizer_ids or [],
-        exit_on_error=exit_on_error,
+        exit_on_error=None if exit_on_error is None else exit_on_error == "true",
         concurrency=concurrency,
         grace_period=_parse_poll_interval(grace_period),
     )

@@ -374,3 +374,20 @@ async def test_retry_failed_moves_failed_rows_back_to_the_queue(
     assert await conn.fetchval("SELECT count(*) FROM ai._vectorizer_q_failed_1") == 0
     await make_worker(db_url).run()
     assert await embedded_ids(conn) == [1]
+
+
+async def test_the_example_app_embeds_the_worker_beside_its_own_task(
+    db_url: str, conn: asyncpg.Connection, provider: FakeProvider
+) -> None:
+    await create_doc_vectorizer(conn, provider)
+    await conn.execute("INSERT INTO doc SELECT i, 'text ' || i FROM generate_series(1, 12) i")
+    example = os.path.join(os.path.dirname(__file__), "..", "examples", "embedded_worker.py")
+    result = await anyio.run_process(
+        [sys.executable, example, "--seconds", "3"],
+        env={**os.environ, "VECTORIZER_DB_URL": db_url},
+        check=False,
+    )
+    out = result.stdout.decode()
+    assert result.returncode == 0, out + result.stderr.decode()
+    assert "public_doc_embedding_store=" in out
+    assert await embedded_ids(conn) == list(range(1, 13))
