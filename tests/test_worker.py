@@ -14,6 +14,7 @@ import anyio
 import asyncpg
 import pytest
 
+import pgai
 from pgai.vectorizer import Worker
 from pgai.vectorizer.embedders.base import RetryPolicy
 from tests.fake_provider import FakeProvider, fake_vector
@@ -387,3 +388,34 @@ async def test_sigterm_stops_promptly_with_exit_zero(
     assert "received SIGTERM" in out
     provider.latency = 0.0
     assert await conn.fetchval("SELECT count(DISTINCT id) FROM ai._vectorizer_q_1") == 20
+
+
+async def test_worker_tracking_shows_live_workers_and_progress_from_sql(
+    db_url: str, conn: asyncpg.Connection, blog: int, provider: FakeProvider
+) -> None:
+    await make_worker(db_url).run()
+    process = await conn.fetchrow("SELECT * FROM ai.vectorizer_worker_process")
+    assert process["version"] == pgai.__version__
+    assert process["heartbeat_count"] >= 2  # one at start, a last one on the way out
+    assert process["success_count"] == 20
+    assert process["error_count"] == 0
+    progress = await conn.fetchrow(
+        "SELECT * FROM ai.vectorizer_worker_progress WHERE vectorizer_id = $1", blog
+    )
+    assert progress["success_count"] == 20
+    assert progress["last_success_process_id"] == process["id"]
+    assert progress["last_error_at"] is None
+
+    await conn.execute("UPDATE blog SET body = 'x' WHERE id = 1")
+    provider.fail_next(500, times=100)
+    await make_worker(db_url, exit_on_error=False).run()
+    progress = await conn.fetchrow(
+        "SELECT * FROM ai.vectorizer_worker_progress WHERE vectorizer_id = $1", blog
+    )
+    assert progress["error_count"] >= 1
+    assert "500" in progress["last_error_message"]
+    latest = await conn.fetchrow(
+        "SELECT * FROM ai.vectorizer_worker_process ORDER BY started DESC LIMIT 1"
+    )
+    assert latest["error_count"] >= 1
+    assert "500" in latest["last_error_message"]

@@ -44,6 +44,7 @@ from pgai.vectorizer.errors import (
 )
 from pgai.vectorizer.pipeline import ItemFailure, PreparedBatch, PreparedChunk, prepare_batch
 from pgai.vectorizer.queue import QueueStatements
+from pgai.vectorizer.tracking import WorkerTracking
 from pgai.vectorizer.writer import EmbeddedChunk, EmbeddingWriter, register_vector_type
 
 log = logging.getLogger("pgai.vectorizer")
@@ -129,6 +130,8 @@ class Worker:
         self._pool = pool
         self._shutdown_requested = False
         self._stop: anyio.Event | None = None
+        self._tracking_stop: anyio.Event | None = None
+        self.tracking: WorkerTracking | None = None
         self._fatal: Exception | None = None
         self._invalid_ids_reported = False
 
@@ -217,8 +220,16 @@ class Worker:
         assert self._stop is not None
         async with pool.acquire() as conn:
             await self._check_catalog(conn)
+        from pgai import __version__
+
+        self.tracking = WorkerTracking(
+            pool, __version__, min(self.poll_interval, timedelta(minutes=1))
+        )
+        await self.tracking.start()
+        self._tracking_stop = anyio.Event()
         runners: dict[int, anyio.Event] = {}
         async with anyio.create_task_group() as tg:
+            tg.start_soon(self.tracking.beat_until, self._tracking_stop)
             while not self.stopping:
                 try:
                     ids = await self._discover(pool)
@@ -267,6 +278,8 @@ class Worker:
             with anyio.move_on_after(self.grace_period.total_seconds()):
                 await all_done()
             tg.cancel_scope.cancel()
+        assert self._tracking_stop is not None
+        self._tracking_stop.set()
 
     async def _discover(self, pool: asyncpg.Pool) -> list[int]:
         async with pool.acquire() as conn:
@@ -368,6 +381,8 @@ class VectorizerRunner:
 
     async def _config_error(self, exc: Exception) -> None:
         log.error("error getting vectorizer: %s: %s", type(exc).__name__, exc)
+        if self.worker.tracking is not None:
+            self.worker.tracking.count_error(f"{type(exc).__name__}: {exc}")
         try:
             async with self.pool.acquire() as conn:
                 await record_error(
@@ -459,6 +474,8 @@ class BatchProcessor:
         log.debug(
             "vectorizer %s: batch of %d rows, %d chunks embedded", vid, len(done), len(embedded)
         )
+        if self.worker.tracking is not None:
+            await self.worker.tracking.progress(conn, vid, len(done))
         return "done"
 
     async def _embed_isolating_poison_rows(
@@ -589,6 +606,8 @@ class BatchProcessor:
             details["http_status"] = status
             details["rate_limited"] = rate_limited
         await record_error(conn, vid, message, details)
+        if self.worker.tracking is not None and not rate_limited:
+            await self.worker.tracking.progress(conn, vid, 0, f"{message}: {exc}")
         if rate_limited:
             # The provider is pacing us: not a failure of these rows, nor of the worker.
             assert isinstance(exc, ProviderError)
