@@ -245,6 +245,15 @@ def worker_command(
             help="On SIGTERM, how long in-flight batches may take to finish.",
         ),
     ] = "30s",
+    listen: Annotated[
+        bool,
+        typer.Option(
+            "--listen/--no-listen",
+            envvar="PGAI_VECTORIZER_WORKER_LISTEN",
+            help="Wake on NOTIFY when rows are queued (turn off behind PgBouncer in "
+            "transaction mode; polling remains).",
+        ),
+    ] = True,
     version: VersionOption = False,
 ) -> None:
     """Run the vectorizer worker: embed queued rows and write the vectors back."""
@@ -261,6 +270,7 @@ def worker_command(
         exit_on_error=None if exit_on_error is None else exit_on_error == "true",
         concurrency=concurrency,
         grace_period=_parse_poll_interval(grace_period),
+        listen=listen,
     )
     error = anyio.run(_run_with_signals, worker)
     raise typer.Exit(1 if error is not None else 0)

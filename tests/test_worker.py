@@ -419,3 +419,40 @@ async def test_worker_tracking_shows_live_workers_and_progress_from_sql(
     )
     assert latest["error_count"] >= 1
     assert "500" in latest["last_error_message"]
+
+
+async def test_an_idle_worker_embeds_a_new_row_at_once_whatever_the_poll_interval(
+    db_url: str, conn: asyncpg.Connection, blog: int
+) -> None:
+    worker = make_worker(db_url, once=False, poll_interval=timedelta(hours=1))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run)
+        with anyio.fail_after(15):
+            while await conn.fetchval("SELECT count(*) FROM ai._vectorizer_q_1"):
+                await anyio.sleep(0.05)
+        await anyio.sleep(0.3)  # idle now, with an hour to the next poll
+        started = time.monotonic()
+        await conn.execute("INSERT INTO blog VALUES (500, 'fresh', 'just written')")
+        with anyio.fail_after(10):
+            while not await conn.fetchval(
+                "SELECT count(*) FROM blog_embedding_store WHERE id = 500"
+            ):
+                await anyio.sleep(0.02)
+        latency = time.monotonic() - started
+        worker.request_shutdown()
+    assert latency < 5  # woken by NOTIFY, not by the hourly poll
+
+
+async def test_without_listen_a_new_row_waits_for_the_next_poll(
+    db_url: str, conn: asyncpg.Connection, blog: int
+) -> None:
+    worker = make_worker(db_url, once=False, poll_interval=timedelta(hours=1), listen=False)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run)
+        with anyio.fail_after(15):
+            while await conn.fetchval("SELECT count(*) FROM ai._vectorizer_q_1"):
+                await anyio.sleep(0.05)
+        await conn.execute("INSERT INTO blog VALUES (500, 'fresh', 'just written')")
+        await anyio.sleep(1.0)
+        assert await conn.fetchval("SELECT count(*) FROM ai._vectorizer_q_1") == 1
+        worker.request_shutdown()

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -57,6 +58,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
 )
+
+#: Channel the catalog's triggers notify with the trigger name of the vectorizer that got work.
+NOTIFY_CHANNEL = "ai_vectorizer_queued"
+_TRIGGER_NAME = re.compile(r"_vectorizer_src_trg_(\d+)")
 
 RECORDING_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
 
@@ -112,6 +117,7 @@ class Worker:
         provider_retry: RetryPolicy | None = None,
         http_client: httpx.AsyncClient | None = None,
         pool: asyncpg.Pool | None = None,
+        listen: bool = True,
     ) -> None:
         if concurrency is not None and concurrency < 1:
             raise ConfigurationError("concurrency must be at least 1")
@@ -128,6 +134,9 @@ class Worker:
         self.stats = WorkerStats()
         self._http_client = http_client
         self._pool = pool
+        self.listen = listen
+        self._wakeups: dict[int, anyio.Event] = {}
+        self._discover_now: anyio.Event | None = None
         self._shutdown_requested = False
         self._stop: anyio.Event | None = None
         self._tracking_stop: anyio.Event | None = None
@@ -230,7 +239,10 @@ class Worker:
         runners: dict[int, anyio.Event] = {}
         async with anyio.create_task_group() as tg:
             tg.start_soon(self.tracking.beat_until, self._tracking_stop)
+            if self.listen and not self.once:
+                tg.start_soon(self._listen_for_work, self._tracking_stop)
             while not self.stopping:
+                self._discover_now = anyio.Event()
                 try:
                     ids = await self._discover(pool)
                 except CONNECTION_ERRORS as exc:
@@ -248,7 +260,7 @@ class Worker:
                 if self.once:
                     break
                 with anyio.move_on_after(self.poll_interval.total_seconds()):
-                    await self._stop.wait()
+                    await wait_any(self._stop, self._discover_now)
             await self._finish(tg, list(runners.values()))
 
     async def _finish(self, tg: anyio.abc.TaskGroup, runners: list[anyio.Event]) -> None:
@@ -280,6 +292,47 @@ class Worker:
             tg.cancel_scope.cancel()
         assert self._tracking_stop is not None
         self._tracking_stop.set()
+
+    def wakeup_event(self, vectorizer_id: int) -> anyio.Event:
+        """A fresh event that a notification for this vectorizer will set."""
+        event = anyio.Event()
+        self._wakeups[vectorizer_id] = event
+        return event
+
+    def _notified(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        match = _TRIGGER_NAME.fullmatch(str(payload))
+        if match is None:
+            return
+        event = self._wakeups.get(int(match.group(1)))
+        if event is not None:
+            event.set()
+        elif self._discover_now is not None:
+            self._discover_now.set()  # a vectorizer this worker does not run yet
+
+    async def _listen_for_work(self, until: anyio.Event) -> None:
+        """LISTEN on a dedicated connection so idle runners wake as soon as rows are queued;
+        polling stays the fallback (catalogs whose triggers do not notify, lost connections)."""
+        delay = 1.0
+        while not until.is_set():
+            try:
+                conn = await connect(self.db_url)
+            except DatabaseError as exc:
+                log.warning("cannot listen for queued rows (polling instead): %s", exc)
+                with anyio.move_on_after(delay):
+                    await until.wait()
+                delay = min(delay * 2, 60.0)
+                continue
+            lost = anyio.Event()
+            conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+            try:
+                await conn.add_listener(NOTIFY_CHANNEL, self._notified)
+                delay = 1.0
+                await wait_any(until, lost)
+            except CONNECTION_ERRORS as exc:
+                log.warning("listening connection lost: %s", exc)
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await conn.close(timeout=5)
 
     async def _discover(self, pool: asyncpg.Pool) -> list[int]:
         async with pool.acquire() as conn:
@@ -320,13 +373,17 @@ class VectorizerRunner:
     async def run(self, done: anyio.Event) -> None:
         try:
             while not self.worker.stopping:
+                # registered before draining, so rows queued meanwhile are not missed
+                wakeup = self.worker.wakeup_event(self.vectorizer_id)
                 keep_going = await self._cycle()
                 if self.worker.once or not keep_going:
                     return
                 assert self.worker._stop is not None
-                with anyio.move_on_after(self.worker.poll_interval.total_seconds()):
-                    await self.worker._stop.wait()
+                if not wakeup.is_set():
+                    with anyio.move_on_after(self.worker.poll_interval.total_seconds()):
+                        await wait_any(self.worker._stop, wakeup)
         finally:
+            self.worker._wakeups.pop(self.vectorizer_id, None)
             done.set()
 
     async def _load(self) -> Vectorizer | None:
@@ -615,6 +672,18 @@ class BatchProcessor:
             return "paused"
         self.worker.fail(exc)
         return "failed"
+
+
+async def wait_any(*events: anyio.Event) -> None:
+    """Return as soon as one of the events is set."""
+    async with anyio.create_task_group() as tg:
+
+        async def wait(event: anyio.Event) -> None:
+            await event.wait()
+            tg.cancel_scope.cancel()
+
+        for event in events:
+            tg.start_soon(wait, event)
 
 
 def _blames_the_input(error: ProviderError) -> bool:

@@ -316,7 +316,9 @@ set search_path to pg_catalog, pg_temp
 ;
 
 -------------------------------------------------------------------------------
--- The body of a vectorizer's trigger function. Table destination: inserts and relevant updates
+-- The body of a vectorizer's trigger function. Every enqueue also notifies the channel
+-- ai_vectorizer_queued with the trigger's name (_vectorizer_src_trg_<id>), which names the
+-- vectorizer. Table destination: inserts and relevant updates
 -- queue the key; a changed key or a delete removes the old chunks at once; truncate empties the
 -- target and the queue. Column destination: inserts and relevant updates queue the key (the
 -- embedding goes away with its row). An update is relevant when a column other than an embedding
@@ -340,9 +342,11 @@ declare
     _pk_changed pg_catalog.text;
     _delete_old pg_catalog.text;
 begin
+    -- the notification wakes idle workers at once (LISTEN ai_vectorizer_queued); PostgreSQL
+    -- folds identical notifications of one transaction into one, so bulk writes send one
     _enqueue = pg_catalog.format
-    ( 'insert into %I.%I (%s) values (%s);'
-    , queue_schema, queue_table, _pk_cols, _new_vals
+    ( 'insert into %I.%I (%s) values (%s); perform pg_catalog.pg_notify(%L, tg_name);'
+    , queue_schema, queue_table, _pk_cols, _new_vals, 'ai_vectorizer_queued'
     );
     _relevant = pg_catalog.format
     ( $sql$

@@ -308,6 +308,7 @@ begin
         , ai._vectorizer_pk_list(_source_pk)
         , _source_schema, _source_table
         );
+        perform pg_catalog.pg_notify('ai_vectorizer_queued', _trigger_name);
     end if;
     return _vectorizer_id;
 end
