@@ -114,17 +114,20 @@ def install_command(
         typer.echo(f"pgai {__version__} is already installed")
 
 
+WorkerDbUrlOption = Annotated[
+    str,
+    typer.Option(
+        "-d",
+        "--db-url",
+        envvar=["VECTORIZER_DB_URL", "PGAI_VECTORIZER_WORKER_DB_URL"],
+        help="The database of the vectorizers (its password is never logged).",
+    ),
+]
+
+
 @vectorizer_app.command("retry-failed")
 def retry_failed_command(
-    db_url: Annotated[
-        str,
-        typer.Option(
-            "-d",
-            "--db-url",
-            envvar=["VECTORIZER_DB_URL", "PGAI_VECTORIZER_WORKER_DB_URL"],
-            help="The database whose failed queues to retry.",
-        ),
-    ] = DEFAULT_DB_URL,
+    db_url: WorkerDbUrlOption = DEFAULT_DB_URL,
     vectorizer_ids: Annotated[
         list[int] | None,
         typer.Option("-i", "--vectorizer-id", help="Only these vectorizers (repeatable)."),
@@ -176,15 +179,7 @@ def _check_log_level(value: str) -> str:
 
 @vectorizer_app.command("worker")
 def worker_command(
-    db_url: Annotated[
-        str,
-        typer.Option(
-            "-d",
-            "--db-url",
-            envvar=["VECTORIZER_DB_URL", "PGAI_VECTORIZER_WORKER_DB_URL"],
-            help="The database whose vectorizers to run (password never logged).",
-        ),
-    ] = DEFAULT_DB_URL,
+    db_url: WorkerDbUrlOption = DEFAULT_DB_URL,
     vectorizer_ids: Annotated[
         list[int] | None,
         typer.Option(

@@ -15,12 +15,9 @@ import asyncpg
 import pytest
 
 import pgai
-from pgai.vectorizer import Worker
 from pgai.vectorizer.embedders.base import RetryPolicy
 from tests.fake_provider import FakeProvider, fake_vector
-
-DIMS = 8
-FAST_RETRY = RetryPolicy(attempts=2, base_delay=0.01, max_delay=0.05)
+from tests.worker_support import DIMS, make_worker
 
 
 @pytest.fixture(autouse=True)
@@ -49,17 +46,6 @@ async def blog(conn: asyncpg.Connection, provider: FakeProvider) -> AsyncIterato
         provider.url,
     )
     yield vid
-
-
-def make_worker(db_url: str, **kwargs: object) -> Worker:
-    settings: dict[str, object] = {
-        "once": True,
-        "provider_retry": FAST_RETRY,
-        "retry_backoff": timedelta(milliseconds=1),
-        "max_retry_backoff": timedelta(milliseconds=2),
-    }
-    settings.update(kwargs)
-    return Worker(db_url, **settings)  # type: ignore[arg-type]
 
 
 async def test_once_embeds_every_queued_row_and_empties_the_queue(

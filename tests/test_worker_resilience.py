@@ -16,27 +16,13 @@ import pytest
 
 import pgai
 from pgai.vectorizer import Worker, init_connection
-from pgai.vectorizer.embedders.base import RetryPolicy
 from tests.fake_provider import FakeProvider, fake_vector
-
-DIMS = 8
-FAST_RETRY = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05)
+from tests.worker_support import DIMS, make_worker
 
 
 @pytest.fixture(autouse=True)
 def api_key(openai_key: str) -> None:
     """Every test here has an API key."""
-
-
-def make_worker(db_url: str, **kwargs: object) -> Worker:
-    settings: dict[str, object] = {
-        "once": True,
-        "provider_retry": FAST_RETRY,
-        "retry_backoff": timedelta(milliseconds=1),
-        "max_retry_backoff": timedelta(milliseconds=2),
-    }
-    settings.update(kwargs)
-    return Worker(db_url, **settings)  # type: ignore[arg-type]
 
 
 async def create_doc_vectorizer(
