@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated
 
@@ -72,6 +73,7 @@ def _configure_logging(level: str) -> None:
         level=LOG_LEVELS[level.upper()],
         format="%(asctime)s [%(levelname)-8s] %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
+        stream=sys.stdout,
         force=True,
     )
     # httpx logs every request at INFO; that is noise at the worker's INFO level.
@@ -99,7 +101,7 @@ def install_command(
     ] = None,
 ) -> None:
     """Install or upgrade the ai catalog (and the vector extension) in a database."""
-    _configure_logging("INFO")
+    _configure_logging("WARNING")  # the outcome is echoed below, once
     try:
         changed = install(db_url, vector_extension_schema=vector_extension_schema, strict=strict)
     except AlreadyInstalledError as exc:
@@ -325,6 +327,4 @@ def _normalise_argv(argv: list[str]) -> list[str]:
 
 def main() -> None:
     """Console-script entry point."""
-    import sys
-
     app(args=_normalise_argv(sys.argv[1:]), prog_name="pgai")

@@ -77,14 +77,22 @@ async def test_once_embeds_every_queued_row_and_empties_the_queue(
     assert provider.requests[0].body["dimensions"] == DIMS
 
 
-async def test_update_reembeds_and_delete_removes_chunks(
-    db_url: str, conn: asyncpg.Connection, blog: int
+async def test_update_reembeds_only_the_changed_row_and_delete_removes_chunks(
+    db_url: str, conn: asyncpg.Connection, blog: int, provider: FakeProvider
 ) -> None:
     await make_worker(db_url).run()
+    untouched = await conn.fetch(
+        "SELECT embedding_uuid FROM blog_embedding_store WHERE id NOT IN (3, 4) ORDER BY 1"
+    )
     await conn.execute("UPDATE blog SET body = 'short new text' WHERE id = 3")
     await conn.execute("DELETE FROM blog WHERE id = 4")
     assert await conn.fetchval("SELECT count(*) FROM blog_embedding_store WHERE id = 4") == 0
+    provider.requests.clear()
     await make_worker(db_url).run()
+    assert provider.embedded_texts() == ["title 3: short new text"]
+    assert untouched == await conn.fetch(
+        "SELECT embedding_uuid FROM blog_embedding_store WHERE id NOT IN (3, 4) ORDER BY 1"
+    )
     chunks = await conn.fetch("SELECT chunk FROM blog_embedding_store WHERE id = 3")
     assert [r["chunk"] for r in chunks] == ["title 3: short new text"]
     view = await conn.fetch("SELECT id, title, chunk FROM blog_embedding WHERE id = 3")
@@ -442,3 +450,75 @@ async def test_without_listen_a_new_row_waits_for_the_next_poll(
         await anyio.sleep(1.0)
         assert await conn.fetchval("SELECT count(*) FROM ai._vectorizer_q_1") == 1
         worker.request_shutdown()
+
+
+async def test_cli_missing_api_key_and_bad_url_say_so_in_one_line_and_exit_1(
+    db_url: str, blog: int
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    missing = subprocess.run(
+        [sys.executable, "-m", "pgai", "vectorizer", "worker", "--once", "-d", db_url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert missing.returncode == 1
+    errors = [line for line in missing.stdout.splitlines() if "ERROR" in line]
+    assert any("OPENAI_API_KEY" in line for line in errors), missing.stdout
+    assert "Traceback" not in missing.stdout + missing.stderr
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pgai",
+            "vectorizer",
+            "worker",
+            "--once",
+            "-d",
+            "postgres://me:s3cret@127.0.0.1:1/db",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert "could not connect to postgres://me:***@127.0.0.1:1/db" in bad.stdout
+    assert "s3cret" not in bad.stdout + bad.stderr
+    assert "Traceback" not in bad.stdout + bad.stderr
+
+
+async def test_a_second_signal_exits_at_once(
+    db_url: str, conn: asyncpg.Connection, blog: int, provider: FakeProvider
+) -> None:
+    provider.latency = 30.0
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pgai",
+            "vectorizer",
+            "worker",
+            "-d",
+            db_url,
+            "--grace-period",
+            "60s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    with anyio.fail_after(30):
+        while not provider.requests:
+            await anyio.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    await anyio.sleep(0.5)
+    assert proc.poll() is None  # waiting for the in-flight batch (grace period 60 s)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    assert time.monotonic() - started < 5
+    assert proc.returncode == 1, out
+    assert "exiting now" in out
+    provider.latency = 0.0
+    assert await conn.fetchval("SELECT count(DISTINCT id) FROM ai._vectorizer_q_1") == 20
