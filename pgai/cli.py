@@ -150,6 +150,28 @@ def retry_failed_command(
         typer.echo(f"vectorizer {vectorizer_id}: {count} rows queued again")
 
 
+@app.command("demo")
+def demo_command(
+    rows: Annotated[
+        int | None, typer.Option(min=1, help="Load only this many documents (default: all).")
+    ] = None,
+    data_dir: Annotated[
+        str, typer.Option(help="Where the embedded PostgreSQL keeps its data.")
+    ] = ".pgai-demo",
+    concurrency: Annotated[int, typer.Option("-c", "--concurrency", min=1)] = 2,
+) -> None:
+    """Try it on this machine: embedded PostgreSQL, a local model, semantic search."""
+    from pgai.demo import main as run_demo
+
+    _configure_logging("WARNING")
+    try:
+        code = run_demo(data_dir, rows, concurrency)
+    except PgaiError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    raise typer.Exit(code)
+
+
 _BOOLEAN_WORDS = {"true", "false", "1", "0", "yes", "no", "on", "off", "t", "f", "y", "n"}
 
 

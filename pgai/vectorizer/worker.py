@@ -73,6 +73,8 @@ class WorkerStats:
     batches: int = 0
     rows: int = 0
     chunks: int = 0
+    #: tokens sent, estimated at four bytes of UTF-8 a token (providers count their own)
+    tokens: int = 0
     failed_batches: int = 0
     failed_rows: int = 0
     moved_to_failed_queue: int = 0
@@ -527,6 +529,7 @@ class BatchProcessor:
         stats.batches += 1
         stats.rows += len(done)
         stats.chunks += len(embedded)
+        stats.tokens += sum(len(c.chunk.encode("utf-8")) for c in embedded) // 4
         stats.per_vectorizer_rows[vid] = stats.per_vectorizer_rows.get(vid, 0) + len(done)
         log.debug(
             "vectorizer %s: batch of %d rows, %d chunks embedded", vid, len(done), len(embedded)

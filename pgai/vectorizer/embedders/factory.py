@@ -7,7 +7,14 @@ import os
 import httpx
 
 from pgai.errors import ConfigurationError
-from pgai.vectorizer.config import OpenAIEmbedding, Vectorizer
+from pgai.vectorizer.config import (
+    LiteLLMEmbedding,
+    OllamaEmbedding,
+    OpenAIEmbedding,
+    SentenceTransformersEmbedding,
+    Vectorizer,
+    VoyageAIEmbedding,
+)
 from pgai.vectorizer.embedders.base import Embedder, RetryPolicy
 
 
@@ -41,6 +48,27 @@ def make_embedder(
         return OpenAIEmbedder(
             config, api_key=resolve_api_key(vectorizer), client=client, retry=retry
         )
+    if isinstance(config, OllamaEmbedding):
+        from pgai.vectorizer.embedders.ollama import OllamaEmbedder
+
+        return OllamaEmbedder(config, client=client, retry=retry)
+    if isinstance(config, VoyageAIEmbedding):
+        from pgai.vectorizer.embedders.voyageai import VoyageAIEmbedder
+
+        return VoyageAIEmbedder(
+            config, api_key=resolve_api_key(vectorizer), client=client, retry=retry
+        )
+    if isinstance(config, LiteLLMEmbedding):
+        from pgai.vectorizer.embedders.litellm import LiteLLMEmbedder, import_litellm
+
+        import_litellm()  # a missing package is the first thing to fix, before the key
+        return LiteLLMEmbedder(
+            config, api_key=resolve_api_key(vectorizer), client=client, retry=retry
+        )
+    if isinstance(config, SentenceTransformersEmbedding):
+        from pgai.vectorizer.embedders.local import SentenceTransformersEmbedder
+
+        return SentenceTransformersEmbedder(config, client=client, retry=retry)
     raise ConfigurationError(
         f"vectorizer {vectorizer.id}: the {config.implementation} embedding provider is not "
         "available in this version of the worker yet"

@@ -87,7 +87,7 @@ class OpenAIEmbedder(Embedder):
         ):
             if value := os.environ.get(env):
                 headers[header] = value
-        response = await self.client.post(self.url, json=body, headers=headers)
+        response = await self._post(self.url, json=body, headers=headers)
         if response.status_code >= 300:
             raise self.error_from_response(response)
         try:
