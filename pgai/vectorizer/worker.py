@@ -79,6 +79,12 @@ class WorkerStats:
     failed_rows: int = 0
     moved_to_failed_queue: int = 0
     per_vectorizer_rows: dict[int, int] = field(default_factory=dict)
+    per_vectorizer_chunks: dict[int, int] = field(default_factory=dict)
+    per_vectorizer_errors: dict[int, int] = field(default_factory=dict)
+    #: worker coroutines inside a batch right now
+    busy: int = 0
+    #: worker coroutines running (busy or claiming)
+    coroutines: int = 0
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -471,13 +477,24 @@ class BatchProcessor:
 
     async def loop(self) -> None:
         """Claim and process batches until the queue has nothing claimable or we stop."""
+        self.worker.stats.coroutines += 1
+        try:
+            await self._loop()
+        finally:
+            self.worker.stats.coroutines -= 1
+
+    async def _loop(self) -> None:
         reconnect_delay = 1.0
         while not self.worker.stopping:
             try:
                 async with self.runner.pool.acquire() as conn:
                     reconnect_delay = 1.0
                     while not self.worker.stopping:
-                        outcome = await self.process_one(conn)
+                        self.worker.stats.busy += 1
+                        try:
+                            outcome = await self.process_one(conn)
+                        finally:
+                            self.worker.stats.busy -= 1
                         if outcome == "empty":
                             return
                         if outcome == "paused":
@@ -531,6 +548,7 @@ class BatchProcessor:
         stats.chunks += len(embedded)
         stats.tokens += sum(len(c.chunk.encode("utf-8")) for c in embedded) // 4
         stats.per_vectorizer_rows[vid] = stats.per_vectorizer_rows.get(vid, 0) + len(done)
+        stats.per_vectorizer_chunks[vid] = stats.per_vectorizer_chunks.get(vid, 0) + len(embedded)
         log.debug(
             "vectorizer %s: batch of %d rows, %d chunks embedded", vid, len(done), len(embedded)
         )
@@ -652,6 +670,8 @@ class BatchProcessor:
                 failure_step="embedding" if isinstance(exc, ProviderError) else "processing",
             )
         self.worker.stats.failed_batches += 1
+        errors = self.worker.stats.per_vectorizer_errors
+        errors[vid] = errors.get(vid, 0) + 1
         self.worker.stats.moved_to_failed_queue += moved
         details: dict[str, Any] = {
             "error_reason": str(exc),
