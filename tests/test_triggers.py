@@ -97,20 +97,35 @@ async def test_insert_enqueues_the_new_key(conn: asyncpg.Connection, any_destina
     assert await queued_keys(conn, any_destination) == [3]
 
 
-async def test_update_of_a_column_enqueues_the_key(
+async def test_update_of_the_loaded_column_enqueues_the_key(
     conn: asyncpg.Connection, any_destination: int
 ) -> None:
-    await conn.execute("UPDATE blog SET title = 'uno' WHERE id = 1")
+    await conn.execute("UPDATE blog SET body = 'uno' WHERE id = 1")
     assert await queued_keys(conn, any_destination) == [1]
 
 
-async def test_update_of_a_column_that_is_not_loaded_enqueues_the_key(
+async def test_update_of_a_column_the_vectorizer_does_not_read_enqueues_nothing(
     conn: asyncpg.Connection, any_destination: int
 ) -> None:
-    # there is no per-column watch list: any column may appear in the formatting template
+    # pgai re-embeds on any column change (its issue #878); we watch only what is read
     await conn.execute("ALTER TABLE blog ADD COLUMN views int")
-    await conn.execute("UPDATE blog SET views = 10 WHERE id = 2")
-    assert await queued_keys(conn, any_destination) == [2]
+    await conn.execute("UPDATE blog SET views = 10, title = 'new title' WHERE id = 2")
+    assert await queued_keys(conn, any_destination) == []
+
+
+async def test_update_of_a_column_the_template_names_enqueues_the_key(
+    conn: asyncpg.Connection,
+) -> None:
+    await create_blog(conn)
+    await conn.execute("INSERT INTO blog VALUES (1, 'one', 'first')")
+    vectorizer_id = await create_vectorizer(
+        conn,
+        "blog",
+        enqueue_existing="false",
+        formatting="ai.formatting_python_template('${title}: $chunk')",
+    )
+    await conn.execute("UPDATE blog SET title = 'uno' WHERE id = 1")
+    assert await queued_keys(conn, vectorizer_id) == [1]
 
 
 async def test_update_setting_a_column_to_its_own_value_enqueues_nothing(
@@ -123,8 +138,8 @@ async def test_update_setting_a_column_to_its_own_value_enqueues_nothing(
 async def test_every_relevant_update_enqueues_again(
     conn: asyncpg.Connection, any_destination: int
 ) -> None:
-    await conn.execute("UPDATE blog SET title = 'uno' WHERE id = 1")
-    await conn.execute("UPDATE blog SET title = 'eins' WHERE id = 1")
+    await conn.execute("UPDATE blog SET body = 'uno' WHERE id = 1")
+    await conn.execute("UPDATE blog SET body = 'eins' WHERE id = 1")
     assert await queued_keys(conn, any_destination) == [1, 1]
 
 
@@ -165,7 +180,7 @@ async def test_key_change_enqueues_the_new_key(
 async def test_key_change_leaves_the_old_key_queued(
     conn: asyncpg.Connection, table_destination: int
 ) -> None:
-    await conn.execute("UPDATE blog SET title = 'uno' WHERE id = 1")
+    await conn.execute("UPDATE blog SET body = 'uno' WHERE id = 1")
     await conn.execute("UPDATE blog SET id = 3 WHERE id = 1")
     assert await queued_keys(conn, table_destination) == [1, 3]
 
@@ -251,7 +266,7 @@ async def test_update_of_only_the_embedding_column_enqueues_nothing(
 async def test_update_of_the_embedding_column_and_another_column_enqueues_the_key(
     conn: asyncpg.Connection, column_destination: int
 ) -> None:
-    await conn.execute(f"UPDATE blog SET embedding = {VECTOR_LITERAL}, title = 'x' WHERE id = 1")
+    await conn.execute(f"UPDATE blog SET embedding = {VECTOR_LITERAL}, body = 'x' WHERE id = 1")
     assert await queued_keys(conn, column_destination) == [1]
 
 
@@ -265,7 +280,7 @@ async def test_key_change_of_a_column_destination_enqueues_the_new_key(
 async def test_delete_with_a_column_destination_leaves_the_queue_alone(
     conn: asyncpg.Connection, column_destination: int
 ) -> None:
-    await conn.execute("UPDATE blog SET title = 'uno' WHERE id = 1")
+    await conn.execute("UPDATE blog SET body = 'uno' WHERE id = 1")
     await conn.execute("DELETE FROM blog WHERE id = 1")
     assert await queued_keys(conn, column_destination) == [1]
 
@@ -273,6 +288,6 @@ async def test_delete_with_a_column_destination_leaves_the_queue_alone(
 async def test_truncate_with_a_column_destination_leaves_the_queue_alone(
     conn: asyncpg.Connection, column_destination: int
 ) -> None:
-    await conn.execute("UPDATE blog SET title = 'uno' WHERE id = 1")
+    await conn.execute("UPDATE blog SET body = 'uno' WHERE id = 1")
     await conn.execute("TRUNCATE blog")
     assert await queued_keys(conn, column_destination) == [1]

@@ -316,6 +316,47 @@ set search_path to pg_catalog, pg_temp
 ;
 
 -------------------------------------------------------------------------------
+-- The source columns a vectorizer reads: the key, the loaded column and every column the
+-- formatting template names ($col or ${col}; $$ is a literal dollar). NULL when that cannot
+-- be known.
+create or replace function ai._vectorizer_watched_columns
+( config pg_catalog.jsonb
+, source_schema pg_catalog.name
+, source_table pg_catalog.name
+) returns pg_catalog.name[] as
+$func$
+    select case
+        when config is null
+          or config->'loading'->>'column_name' is null
+          or coalesce(config->'formatting'->>'implementation', 'python_template')
+             not in ('python_template', 'chunk_value')
+        then null
+        else
+        ( select pg_catalog.array_agg(a.attname order by a.attnum)
+          from pg_catalog.pg_attribute a
+          where a.attrelid = pg_catalog.format('%I.%I', source_schema, source_table)::pg_catalog.regclass
+            and a.attnum > 0 and not a.attisdropped
+            and ( a.attname = config->'loading'->>'column_name'
+               or exists
+                  ( select 1 from pg_catalog.pg_constraint c
+                    where c.conrelid = a.attrelid and c.contype = 'p' and a.attnum = any(c.conkey)
+                  )
+               or a.attname in
+                  ( select coalesce(m[1], m[2])
+                    from pg_catalog.regexp_matches
+                    ( pg_catalog.replace(coalesce(config->'formatting'->>'template', ''), '$$', '')
+                    , '\$(?:\{([_a-zA-Z][_a-zA-Z0-9]*)\}|([_a-zA-Z][_a-zA-Z0-9]*))'
+                    , 'g'
+                    ) m
+                  )
+                )
+        )
+        end
+$func$ language sql stable security invoker
+set search_path to pg_catalog, pg_temp
+;
+
+-------------------------------------------------------------------------------
 -- The body of a vectorizer's trigger function. Every enqueue also notifies the channel
 -- ai_vectorizer_queued with the trigger's name (_vectorizer_src_trg_<id>), which names the
 -- vectorizer. Table destination: inserts and relevant updates
@@ -341,6 +382,8 @@ declare
     _relevant pg_catalog.text;
     _pk_changed pg_catalog.text;
     _delete_old pg_catalog.text;
+    _config pg_catalog.jsonb;
+    _watched pg_catalog.name[];
 begin
     -- the notification wakes idle workers at once (LISTEN ai_vectorizer_queued); PostgreSQL
     -- folds identical notifications of one transaction into one, so bulk writes send one
@@ -348,18 +391,38 @@ begin
     ( 'insert into %I.%I (%s) values (%s); perform pg_catalog.pg_notify(%L, tg_name);'
     , queue_schema, queue_table, _pk_cols, _new_vals, 'ai_vectorizer_queued'
     );
-    _relevant = pg_catalog.format
-    ( $sql$
-        select coalesce(pg_catalog.array_agg(v.config->'destination'->>'embedding_column'), '{}'::text[])
-        into _ignored
-        from ai.vectorizer v
-        where v.source_schema = %L and v.source_table = %L
-          and v.config->'destination'->>'implementation' = 'column';
-        _relevant = (pg_catalog.to_jsonb(old) operator(pg_catalog.-) _ignored)
-            is distinct from (pg_catalog.to_jsonb(new) operator(pg_catalog.-) _ignored);
-      $sql$
-    , source_schema, source_table
-    );
+    -- An update is relevant when a column the vectorizer reads changed: the loaded column and
+    -- the template's placeholders. Without a known config (a pgai catalog mid-upgrade), any
+    -- change but the embedding column of a column-destination vectorizer counts, as in pgai.
+    select v.config into _config
+    from ai.vectorizer v
+    where v.queue_schema = _vectorizer_build_trigger_definition.queue_schema
+      and v.queue_table = _vectorizer_build_trigger_definition.queue_table;
+    _watched = ai._vectorizer_watched_columns(_config, source_schema, source_table);
+    if _watched is not null and pg_catalog.cardinality(_watched) > 0 then
+        select pg_catalog.format
+        ( '_relevant = %s;'
+        , pg_catalog.string_agg
+          ( pg_catalog.format('old.%I is distinct from new.%I', c, c)
+          , ' or ' order by c
+          )
+        )
+        into _relevant
+        from pg_catalog.unnest(_watched) c;
+    else
+        _relevant = pg_catalog.format
+        ( $sql$
+            select coalesce(pg_catalog.array_agg(v.config->'destination'->>'embedding_column'), '{}'::text[])
+            into _ignored
+            from ai.vectorizer v
+            where v.source_schema = %L and v.source_table = %L
+              and v.config->'destination'->>'implementation' = 'column';
+            _relevant = (pg_catalog.to_jsonb(old) operator(pg_catalog.-) _ignored)
+                is distinct from (pg_catalog.to_jsonb(new) operator(pg_catalog.-) _ignored);
+          $sql$
+        , source_schema, source_table
+        );
+    end if;
 
     if target_table is null then
         return pg_catalog.format

@@ -261,10 +261,6 @@ begin
     end if;
     perform ai._vectorizer_create_queue_table(_queue_schema, _queue_table, _source_pk, _grant_to);
     perform ai._vectorizer_create_queue_failed_table(_queue_schema, _queue_failed_table, _source_pk, _grant_to);
-    perform ai._vectorizer_create_source_trigger
-    ( _trigger_name, _queue_schema, _queue_table, _source_schema, _source_table
-    , _target_schema, _target_table, _source_pk
-    );
 
     if scheduling->>'implementation' = 'timescaledb' then
         _job_id = ai._vectorizer_schedule_job(_vectorizer_id, scheduling);
@@ -293,6 +289,12 @@ begin
       , 'destination', _destination
       )
     , _name
+    );
+
+    -- after the catalog row: the trigger watches the columns its config reads
+    perform ai._vectorizer_create_source_trigger
+    ( _trigger_name, _queue_schema, _queue_table, _source_schema, _source_table
+    , _target_schema, _target_table, _source_pk
     );
 
     perform ai._vectorizer_grant_to(_grant_to, 'usage', 'schema', 'ai');
