@@ -522,3 +522,46 @@ async def test_a_second_signal_exits_at_once(
     assert "exiting now" in out
     provider.latency = 0.0
     assert await conn.fetchval("SELECT count(DISTINCT id) FROM ai._vectorizer_q_1") == 20
+
+
+async def test_unchanged_chunks_reuse_their_stored_vectors(
+    db_url: str, conn: asyncpg.Connection, provider: FakeProvider
+) -> None:
+    paragraphs = [f"paragraph number {i} says something about topic {i}" for i in range(5)]
+    await conn.execute("CREATE TABLE essay (id int PRIMARY KEY, body text, views int)")
+    await conn.execute("INSERT INTO essay VALUES (1, $1, 0)", "\n\n".join(paragraphs))
+    await conn.fetchval(
+        """
+        SELECT ai.create_vectorizer('essay'::regclass,
+            loading => ai.loading_column('body'),
+            embedding => ai.embedding_openai('text-embedding-3-small', $1, base_url => $2),
+            chunking => ai.chunking_character_text_splitter(60, 0, E'\\n\\n'))
+        """,
+        DIMS,
+        provider.url,
+    )
+    await make_worker(db_url).run()
+    assert len(provider.embedded_texts()) == 5
+    provider.requests.clear()
+
+    paragraphs[2] = "paragraph number 2 was rewritten entirely"
+    await conn.execute(
+        "UPDATE essay SET body = $1, views = 7 WHERE id = 1", "\n\n".join(paragraphs)
+    )
+    worker = make_worker(db_url)
+    await worker.run()
+    assert provider.embedded_texts() == [paragraphs[2]]  # one chunk sent, four reused
+    assert worker.stats.reused_chunks == 4
+    rows = await conn.fetch(
+        "SELECT chunk_seq, chunk, embedding::text AS e FROM essay_embedding_store ORDER BY 1"
+    )
+    assert [r["chunk"] for r in rows] == paragraphs
+    for r in rows:
+        stored = [float(x) for x in r["e"].strip("[]").split(",")]
+        assert stored == pytest.approx(fake_vector(r["chunk"], DIMS), rel=1e-6)
+
+    # a column the vectorizer does not read queues nothing, so costs nothing
+    provider.requests.clear()
+    await conn.execute("UPDATE essay SET views = views + 1")
+    await make_worker(db_url).run()
+    assert provider.requests == []

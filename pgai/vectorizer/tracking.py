@@ -19,7 +19,12 @@ from pgai.database import DbConnection
 
 log = logging.getLogger("pgai.vectorizer.tracking")
 
-_TRACKING_ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, OSError)
+_TRACKING_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 
 class WorkerTracking:

@@ -43,7 +43,7 @@ from pgai.vectorizer.errors import (
     jsonable_keys,
     record_error,
 )
-from pgai.vectorizer.pipeline import ItemFailure, PreparedBatch, PreparedChunk, prepare_batch
+from pgai.vectorizer.pipeline import ItemFailure, PreparedChunk, prepare_batch
 from pgai.vectorizer.queue import QueueStatements
 from pgai.vectorizer.tracking import WorkerTracking
 from pgai.vectorizer.writer import EmbeddedChunk, EmbeddingWriter, register_vector_type
@@ -57,6 +57,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    # a connection that broke mid-protocol (e.g. the server going down) can leave asyncpg
+    # in an inconsistent state; the connection is discarded like a lost one
+    asyncpg.InternalClientError,
 )
 
 #: Channel the catalog's triggers notify with the trigger name of the vectorizer that got work.
@@ -75,6 +78,8 @@ class WorkerStats:
     chunks: int = 0
     #: tokens sent, estimated at four bytes of UTF-8 a token (providers count their own)
     tokens: int = 0
+    #: chunks whose text was unchanged, written with the vector already stored
+    reused_chunks: int = 0
     failed_batches: int = 0
     failed_rows: int = 0
     moved_to_failed_queue: int = 0
@@ -383,7 +388,11 @@ class VectorizerRunner:
             while not self.worker.stopping:
                 # registered before draining, so rows queued meanwhile are not missed
                 wakeup = self.worker.wakeup_event(self.vectorizer_id)
-                keep_going = await self._cycle()
+                try:
+                    keep_going = await self._cycle()
+                except Exception as exc:  # noqa: BLE001 - one vectorizer's bug must not stop the others
+                    keep_going = True
+                    await self._unexpected_error(exc)
                 if self.worker.once or not keep_going:
                     return
                 assert self.worker._stop is not None
@@ -443,6 +452,22 @@ class VectorizerRunner:
             batch.rows,
         )
         return True
+
+    async def _unexpected_error(self, exc: Exception) -> None:
+        log.exception("unexpected error in vectorizer %s: %s", self.vectorizer_id, exc)
+        if self.worker.tracking is not None:
+            self.worker.tracking.count_error(f"unexpected error: {exc}")
+        try:
+            async with self.pool.acquire() as conn:
+                await record_error(
+                    conn,
+                    self.vectorizer_id,
+                    UNEXPECTED_ERROR,
+                    {"error_reason": str(exc), "error_type": type(exc).__name__},
+                )
+        except RECORDING_ERRORS as record_exc:
+            log.error("could not record the error: %s", record_exc)
+        self.worker.fail(exc)
 
     async def _config_error(self, exc: Exception) -> None:
         log.error("error getting vectorizer: %s: %s", type(exc).__name__, exc)
@@ -525,12 +550,23 @@ class BatchProcessor:
                 log.debug("Items pulled from queue: %d (vectorizer %s)", len(claimed), vid)
                 gone = [c.pk for c in claimed if c.row is None]
                 prepared = await anyio.to_thread.run_sync(prepare_batch, self.vectorizer, claimed)
-                embedded, embed_failures = await self._embed_isolating_poison_rows(prepared)
+                stored = await self.writer.stored_embeddings(conn, prepared.processed)
+                reused = [
+                    EmbeddedChunk(c.pk, c.chunk_seq, c.text, stored[(c.pk, c.text)])
+                    for c in prepared.chunks
+                    if (c.pk, c.text) in stored
+                ]
+                fresh = [c for c in prepared.chunks if (c.pk, c.text) not in stored]
+                embedded, embed_failures = await self._embed_isolating_poison_rows(
+                    fresh, prepared.attempts
+                )
                 failures = [*prepared.failures, *embed_failures]
                 if failures:
                     await self._requeue_failed_rows(conn, failures)
                 failed_keys = {f.pk for f in embed_failures}
                 done = [pk for pk in prepared.processed if pk not in failed_keys]
+                fresh_count = len(embedded)
+                embedded.extend(c for c in reused if c.pk not in failed_keys)
                 # rows deleted since they were queued lose their chunks too (the trigger of a
                 # pgai catalog or a disabled trigger may have left some)
                 await self.writer.delete_old_chunks(conn, [*done, *gone])
@@ -546,7 +582,8 @@ class BatchProcessor:
         stats.batches += 1
         stats.rows += len(done)
         stats.chunks += len(embedded)
-        stats.tokens += sum(len(c.chunk.encode("utf-8")) for c in embedded) // 4
+        stats.reused_chunks += len(embedded) - fresh_count
+        stats.tokens += sum(len(c.chunk.encode("utf-8")) for c in embedded[:fresh_count]) // 4
         stats.per_vectorizer_rows[vid] = stats.per_vectorizer_rows.get(vid, 0) + len(done)
         stats.per_vectorizer_chunks[vid] = stats.per_vectorizer_chunks.get(vid, 0) + len(embedded)
         log.debug(
@@ -557,16 +594,15 @@ class BatchProcessor:
         return "done"
 
     async def _embed_isolating_poison_rows(
-        self, prepared: PreparedBatch
+        self, chunks_to_embed: Sequence[PreparedChunk], attempts: dict[tuple[Any, ...], int]
     ) -> tuple[list[EmbeddedChunk], list[ItemFailure]]:
         """Embed the batch's chunks. When the provider rejects a request for something in its
         input (400, 413, 422, a malformed answer), split the rows in halves until the rows it
         rejects are isolated: they fail alone and their neighbours are embedded. If every row
         fails on its own, the fault is not in the rows: the error fails the whole batch."""
         by_row: dict[tuple[Any, ...], list[PreparedChunk]] = {}
-        for chunk in prepared.chunks:
+        for chunk in chunks_to_embed:
             by_row.setdefault(chunk.pk, []).append(chunk)
-        attempts = dict(prepared.attempts)
         embedded: list[EmbeddedChunk] = []
         failed: list[ItemFailure] = []
         first_error: list[ProviderError] = []

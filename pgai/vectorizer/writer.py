@@ -79,6 +79,28 @@ class EmbeddingWriter:
             *[list(col) for col in zip(*pks, strict=True)],
         )
 
+    async def stored_embeddings(
+        self, conn: DbConnection, pks: Sequence[tuple[Any, ...]]
+    ) -> dict[tuple[tuple[Any, ...], str], Sequence[float]]:
+        """Table destination: the vectors already stored for these rows, by (key, chunk text).
+
+        A chunk whose formatted text is unchanged since it was embedded reuses its vector: same
+        text, same vectorizer, hence same model and dimensions. Editing one paragraph of a long
+        document then costs the tokens of that paragraph's chunks, not of the whole document.
+        """
+        if not pks or not isinstance(self.destination, TableDestination):
+            return {}
+        target = quote_qualified(self.destination.target_schema, self.destination.target_table)
+        cols = ", ".join(quote_ident(c) for c in self.pk)
+        arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(self._pk_types))
+        rows = await conn.fetch(
+            f"SELECT {cols}, chunk, embedding FROM {target} "
+            f"WHERE ({cols}) IN (SELECT * FROM unnest({arrays}))",
+            *[list(col) for col in zip(*pks, strict=True)],
+        )
+        n = len(self.pk)
+        return {(tuple(r[:n]), r["chunk"]): r["embedding"] for r in rows}
+
     async def write(self, conn: DbConnection, chunks: Sequence[EmbeddedChunk]) -> None:
         if not chunks:
             return
