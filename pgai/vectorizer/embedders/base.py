@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import anyio
 import anyio.to_thread
@@ -36,19 +36,49 @@ __all__ = [
     "RETRYABLE_STATUSES",
     "Embedder",
     "ProviderError",
+    "ProviderObserver",
     "RetryPolicy",
+    "add_provider_observer",
     "byte_token_estimate",
     "parse_retry_after",
+    "remove_provider_observer",
 ]
 
 #: HTTP statuses a retry can fix.
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 #: Total characters above which request planning (tokenizing) leaves the event loop.
-_PLAN_IN_THREAD_CHARS = 50_000
+TOKENIZE_IN_THREAD_CHARS = 50_000
 
 #: The rate-limiter slot of the request the current task is sending (see Embedder._post).
 _current_slot: ContextVar[Slot | None] = ContextVar("pgai_current_rate_limit_slot", default=None)
+
+
+class ProviderObserver(Protocol):
+    """Told about every HTTP request to an embedding provider and every retry (the metrics)."""
+
+    def request_finished(self, provider: str, seconds: float, status: int | None) -> None:
+        """A request ended: its duration and HTTP status (None: no response, e.g. a timeout)."""
+
+    def request_retried(self, provider: str, reason: str) -> None:
+        """A failed request is sent again; ``reason`` is ``rate_limited`` or ``error``."""
+
+
+#: Process-wide observers of provider requests: every embedder of the process reports to them.
+_observers: list[ProviderObserver] = []
+
+
+def add_provider_observer(observer: ProviderObserver) -> None:
+    """Report every provider request of this process to ``observer`` (once, however often
+    it is added)."""
+    if observer not in _observers:
+        _observers.append(observer)
+
+
+def remove_provider_observer(observer: ProviderObserver) -> None:
+    """Stop reporting to ``observer``."""
+    if observer in _observers:
+        _observers.remove(observer)
 
 
 class ProviderError(PgaiError):
@@ -189,7 +219,7 @@ class Embedder(ABC):
         """One vector per text, in order."""
         if not texts:
             return []
-        if sum(map(len, texts)) > _PLAN_IN_THREAD_CHARS:
+        if sum(map(len, texts)) > TOKENIZE_IN_THREAD_CHARS:
             # Tokenizing many long texts is CPU work: keep the event loop serving I/O.
             plans = await anyio.to_thread.run_sync(self._plan, texts)
         else:
@@ -237,9 +267,11 @@ class Embedder(ABC):
                     or waited + wait > self.retry.rate_limit_patience
                 ):
                     raise error
+                self._report_retry("rate_limited")
                 continue
             if not error.retryable or retry + 1 >= self.retry.attempts:
                 raise error
+            self._report_retry("error")
             await anyio.sleep(self.retry.delay(retry, error.retry_after))
             retry += 1
 
@@ -298,17 +330,32 @@ class Embedder(ABC):
         request_timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
         """POST through the shared client (with its timeouts unless ``request_timeout`` is
-        given); the rate limiter learns from the response headers."""
-        if request_timeout is None:
-            response = await self.client.post(url, json=json, headers=headers)
-        else:
-            response = await self.client.post(
-                url, json=json, headers=headers, timeout=request_timeout
-            )
+        given); the rate limiter learns from the response headers, the observers (metrics)
+        from its duration and status."""
+        started = time.monotonic()
+        try:
+            if request_timeout is None:
+                response = await self.client.post(url, json=json, headers=headers)
+            else:
+                response = await self.client.post(
+                    url, json=json, headers=headers, timeout=request_timeout
+                )
+        except httpx.TransportError:  # timeouts too; a cancelled request is not reported
+            self._report_request(time.monotonic() - started, None)
+            raise
+        self._report_request(time.monotonic() - started, response.status_code)
         slot = _current_slot.get()
         if slot is not None:
             slot.observe(response.headers)
         return response
+
+    def _report_request(self, seconds: float, status: int | None) -> None:
+        for observer in _observers:
+            observer.request_finished(self.implementation, seconds, status)
+
+    def _report_retry(self, reason: str) -> None:
+        for observer in _observers:
+            observer.request_retried(self.implementation, reason)
 
     def _validate(self, texts: list[str], vectors: list[list[float]]) -> None:
         if len(vectors) != len(texts):

@@ -7,10 +7,16 @@ import math
 import os
 from typing import Any
 
+import anyio.to_thread
 import httpx
 
 from pgai.vectorizer.config import OpenAIEmbedding
-from pgai.vectorizer.embedders.base import Embedder, ProviderError, RetryPolicy
+from pgai.vectorizer.embedders.base import (
+    TOKENIZE_IN_THREAD_CHARS,
+    Embedder,
+    ProviderError,
+    RetryPolicy,
+)
 from pgai.vectorizer.tokens import CL100K_MODELS, encoding_for_model
 
 log = logging.getLogger(__name__)
@@ -66,7 +72,12 @@ class OpenAIEmbedder(Embedder):
         return self.encoding.decode(tokens[:MAX_INPUT_TOKENS])
 
     async def embed(self, texts: Any) -> list[list[float]]:
-        return await super().embed([self.prepare(t) for t in texts])
+        # Truncation tokenizes every input: CPU work that stays off the event loop when large.
+        if sum(map(len, texts)) > TOKENIZE_IN_THREAD_CHARS:
+            prepared = await anyio.to_thread.run_sync(lambda: [self.prepare(t) for t in texts])
+        else:
+            prepared = [self.prepare(t) for t in texts]
+        return await super().embed(prepared)
 
     async def _request(self, texts: list[str]) -> list[list[float]]:
         body: dict[str, Any] = {
