@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	# The local model's torch: the CPU wheel, pinned before the extra so pip never resolves a
 	# multi-GB CUDA build instead.
 	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
-	$(BIN)/pip install --quiet -e '.[dev,embedded,local]'
+	$(BIN)/pip install --quiet -e '.[dev,embedded,local,litellm]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check pgai tests examples
 	$(BIN)/ruff format --check pgai tests examples
 	$(BIN)/mypy --strict pgai
+	$(BIN)/hadolint Dockerfile
 
 demo: $(STAMP)
 	$(BIN)/python -m pgai demo

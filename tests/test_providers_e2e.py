@@ -4,6 +4,7 @@ model in-process)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import sys
@@ -201,6 +202,28 @@ async def test_litellm_without_its_package_is_a_clear_error_and_loses_nothing(
     assert "pip install 'pgai[litellm]'" in details["error_reason"]
     assert await conn.fetchval("SELECT count(*) FROM ai._vectorizer_q_1") == len(BODIES)
     assert await conn.fetchval("SELECT count(*) FROM doc_embedding_store") == 0
+
+
+async def test_litellm_end_to_end_through_an_openai_compatible_server(
+    db_url: str, conn: asyncpg.Connection, provider: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if importlib.util.find_spec("litellm") is None:
+        pytest.skip("the litellm extra is not installed")
+    monkeypatch.setenv("MY_LITELLM_KEY", "sk-litellm")
+    await create_doc_vectorizer(
+        conn,
+        "ai.embedding_litellm('openai/text-embedding-3-small', $1,"
+        " api_key_name => 'MY_LITELLM_KEY', extra_options => $2::jsonb)",
+        DIMS,
+        json.dumps({"api_base": provider.url}),
+    )
+    assert await make_worker(db_url).run() is None
+    await assert_drained(conn)
+    assert_fake_vectors(await stored_vectors(conn))
+    request = provider.embedding_requests()[0]
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    assert headers["authorization"] == "Bearer sk-litellm"
+    assert request.body["model"] == "text-embedding-3-small"
 
 
 async def test_local_model_end_to_end(db_url: str, conn: asyncpg.Connection) -> None:

@@ -101,6 +101,9 @@ def litellm_limits(model: str) -> tuple[int, int | None]:
 
 def import_litellm() -> ModuleType:
     """The litellm module, or a ConfigurationError saying how to install it."""
+    # At import LiteLLM downloads its model price list unless told to use the copy it ships:
+    # a worker must not phone home (and offline that download stalls every start).
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     try:
         return importlib.import_module("litellm")
     except ImportError as exc:
