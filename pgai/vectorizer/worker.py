@@ -62,6 +62,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.InternalClientError,
 )
 
+#: Upper bound of the worker's connection pool: coroutines beyond it wait for a connection.
+MAX_POOL_SIZE = 64
+
 #: Channel the catalog's triggers notify with the trigger name of the vectorizer that got work.
 NOTIFY_CHANNEL = "ai_vectorizer_queued"
 _TRIGGER_NAME = re.compile(r"_vectorizer_src_trg_(\d+)")
@@ -219,13 +222,28 @@ class Worker:
     async def _create_pool(self) -> asyncpg.Pool:
         # Check the URL with one plain connection first: its errors are clear and redacted.
         conn = await connect(self.db_url)
-        await conn.close()
-        size = max(4, (self.concurrency or 4) * 2 + 2)
+        try:
+            coroutines = await self._planned_coroutines(conn)
+        finally:
+            await conn.close()
+        # one connection per worker coroutine, and a few for discovery, tracking and errors
+        size = min(max(coroutines + 3, 4), MAX_POOL_SIZE)
         pool = await asyncpg.create_pool(
             self.db_url, min_size=1, max_size=size, init=init_connection
         )
         assert pool is not None
         return pool
+
+    async def _planned_coroutines(self, conn: DbConnection) -> int:
+        """Worker coroutines the vectorizers to run ask for (-c, else their own concurrency)."""
+        if not await conn.fetchval("SELECT to_regclass('ai.vectorizer') IS NOT NULL"):
+            return 1
+        concurrency = await conn.fetch(
+            "SELECT coalesce((config->'processing'->>'concurrency')::int, 1) AS n "
+            "FROM ai.vectorizer WHERE cardinality($1::int4[]) = 0 OR id = any($1::int4[])",
+            self.vectorizer_ids,
+        )
+        return sum(self.concurrency or row["n"] for row in concurrency) or 1
 
     async def _check_catalog(self, conn: DbConnection) -> None:
         installed = await conn.fetchval(
