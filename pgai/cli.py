@@ -15,6 +15,7 @@ from pgai.database import DEFAULT_DB_URL
 from pgai.errors import PgaiError
 
 if TYPE_CHECKING:
+    from pgai.health import HealthServer
     from pgai.vectorizer.worker import Worker
 
 app = typer.Typer(
@@ -68,16 +69,11 @@ LOG_LEVELS = {
 }
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=LOG_LEVELS[level.upper()],
-        format="%(asctime)s [%(levelname)-8s] %(name)s: %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-        stream=sys.stdout,
-        force=True,
-    )
-    # httpx logs every request at INFO; that is noise at the worker's INFO level.
-    logging.getLogger("httpx").setLevel(max(LOG_LEVELS[level.upper()], logging.WARNING))
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    from pgai.logs import configure_logging
+
+    # text or json lines on stdout, secrets redacted (see pgai.logs)
+    configure_logging(LOG_LEVELS[level.upper()], "json" if log_format == "json" else "text")
 
 
 @app.command("install")
@@ -150,6 +146,33 @@ def retry_failed_command(
         typer.echo(f"vectorizer {vectorizer_id}: {count} rows queued again")
 
 
+@vectorizer_app.command("status")
+def status_command(
+    db_url: WorkerDbUrlOption = DEFAULT_DB_URL,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (for scripts) instead of a table.")
+    ] = False,
+) -> None:
+    """Show every vectorizer (pending and failed rows, last success and error) and the live
+    workers."""
+    import json
+
+    import anyio
+
+    from pgai.vectorizer.status import read_status, render_table
+
+    _configure_logging("WARNING")
+    try:
+        status = anyio.run(read_status, db_url)
+    except PgaiError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if as_json:
+        typer.echo(json.dumps(status.to_json(), indent=2))
+    else:
+        typer.echo(render_table(status))
+
+
 @app.command("demo")
 def demo_command(
     rows: Annotated[
@@ -199,6 +222,12 @@ def _check_log_level(value: str) -> str:
     if value.upper() not in LOG_LEVELS:
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
     return value.upper()
+
+
+def _check_log_format(value: str) -> str:
+    if value.lower() not in ("text", "json"):
+        raise typer.BadParameter(f"{value!r} is not one of text, json")
+    return value.lower()
 
 
 @vectorizer_app.command("worker")
@@ -273,6 +302,30 @@ def worker_command(
             "transaction mode; polling remains).",
         ),
     ] = True,
+    log_format: Annotated[
+        str,
+        typer.Option(
+            envvar="PGAI_VECTORIZER_WORKER_LOG_FORMAT",
+            callback=_check_log_format,
+            help="text (for people) or json (one object a line, for log collectors).",
+        ),
+    ] = "text",
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            envvar="PGAI_VECTORIZER_WORKER_HEALTH_PORT",
+            help="Serve /healthz, /readyz and /metrics (Prometheus) on this port. Default: off.",
+        ),
+    ] = None,
+    health_host: Annotated[
+        str,
+        typer.Option(
+            envvar="PGAI_VECTORIZER_WORKER_HEALTH_HOST",
+            help="The address the health and metrics server listens on.",
+        ),
+    ] = "0.0.0.0",
     version: VersionOption = False,
 ) -> None:
     """Run the vectorizer worker: embed queued rows and write the vectors back."""
@@ -280,7 +333,7 @@ def worker_command(
 
     from pgai.vectorizer.worker import Worker
 
-    _configure_logging(log_level)
+    _configure_logging(log_level, log_format)
     worker = Worker(
         db_url,
         poll_interval=_parse_poll_interval(poll_interval),
@@ -291,19 +344,35 @@ def worker_command(
         grace_period=_parse_poll_interval(grace_period),
         listen=listen,
     )
-    error = anyio.run(_run_with_signals, worker)
+    health = None
+    if health_port is not None:
+        from pgai.health import HealthServer
+
+        health = HealthServer(worker, health_port, health_host)
+    error = anyio.run(_run_with_signals, worker, health)
     raise typer.Exit(1 if error is not None else 0)
 
 
-async def _run_with_signals(worker: Worker) -> Exception | None:
-    """First SIGTERM/SIGINT: graceful shutdown. A second one: exit at once."""
+async def _run_with_signals(worker: Worker, health: HealthServer | None = None) -> Exception | None:
+    """First SIGTERM/SIGINT: graceful shutdown. A second one: exit at once. With a health
+    server, it listens before the worker starts and stops when the worker has stopped."""
     import os
     import signal
 
     import anyio
 
     result: list[Exception | None] = []
+    health_listener = None
+    if health is not None:
+        try:
+            health_listener = await health.listen()
+        except OSError as exc:
+            message = f"cannot serve health checks on {health.host}:{health.port}: {exc}"
+            logging.getLogger("pgai").error("%s", message)
+            return PgaiError(message)
     async with anyio.create_task_group() as tg:
+        if health is not None:
+            tg.start_soon(health.serve, health_listener)
 
         async def watch_signals() -> None:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
