@@ -488,7 +488,12 @@ class VectorizerRunner:
         self.worker.fail(exc)
 
     async def _config_error(self, exc: Exception) -> None:
-        log.error("error getting vectorizer: %s: %s", type(exc).__name__, exc)
+        log.error(
+            "error getting vectorizer: %s: %s",
+            type(exc).__name__,
+            exc,
+            extra={"vectorizer_id": self.vectorizer_id},
+        )
         if self.worker.tracking is not None:
             self.worker.tracking.count_error(f"{type(exc).__name__}: {exc}")
         try:
@@ -545,7 +550,10 @@ class BatchProcessor:
                 return
             except CONNECTION_ERRORS as exc:
                 log.error(
-                    "unable to connect to database: %s; retrying in %.0fs", exc, reconnect_delay
+                    "unable to connect to database: %s; retrying in %.0fs",
+                    exc,
+                    reconnect_delay,
+                    extra={"vectorizer_id": self.vectorizer.id},
                 )
                 await self._pause(reconnect_delay)
                 reconnect_delay = min(reconnect_delay * 2, 60.0)
