@@ -16,7 +16,7 @@ import httpx
 
 from pgai.errors import ConfigurationError
 from pgai.vectorizer.config import OllamaEmbedding
-from pgai.vectorizer.embedders.base import Embedder, ProviderError, RetryPolicy
+from pgai.vectorizer.embedders.base import Embedder, ProviderError, RetryPolicy, response_json
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class OllamaEmbedder(Embedder):
         if response.status_code >= 300:
             raise self.error_from_response(response)
         try:
-            embeddings = response.json()["embeddings"]
+            embeddings = response_json(response)["embeddings"]
             if not isinstance(embeddings, list):
                 raise TypeError("embeddings is not a list")
             return [list(vector) for vector in embeddings]

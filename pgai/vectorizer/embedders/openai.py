@@ -17,6 +17,7 @@ from pgai.vectorizer.embedders.base import (
     Embedder,
     ProviderError,
     RetryPolicy,
+    response_json,
 )
 from pgai.vectorizer.tokens import CL100K_MODELS, encoding_for_model
 
@@ -114,7 +115,7 @@ class OpenAIEmbedder(Embedder):
         if response.status_code >= 300:
             raise self.error_from_response(response)
         try:
-            data = response.json()["data"]
+            data = response_json(response)["data"]
             ordered = sorted(data, key=lambda item: int(item["index"]))
             return [list(item["embedding"]) for item in ordered]
         except (ValueError, KeyError, TypeError) as exc:

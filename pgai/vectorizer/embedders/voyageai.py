@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from pgai.vectorizer.config import VoyageAIEmbedding
-from pgai.vectorizer.embedders.base import Embedder, RetryPolicy
+from pgai.vectorizer.embedders.base import Embedder, RetryPolicy, response_json
 
 DEFAULT_BASE_URL = "https://api.voyageai.com/v1"
 BASE_URL_ENV = "VOYAGE_API_BASE"
@@ -104,7 +104,7 @@ class VoyageAIEmbedder(Embedder):
         if response.status_code >= 300:
             raise self.error_from_response(response)
         try:
-            data = response.json()["data"]
+            data = response_json(response)["data"]
             ordered = sorted(data, key=lambda item: int(item["index"]))
             vectors: list[list[float]] = []
             for item in ordered:
