@@ -117,7 +117,8 @@ class OpenAIEmbedder(Embedder):
         try:
             data = response_json(response)["data"]
             ordered = sorted(data, key=lambda item: int(item["index"]))
-            return [list(item["embedding"]) for item in ordered]
+            # the parsed lists are used as they are (validated by the caller), not copied
+            return [item["embedding"] for item in ordered]
         except (ValueError, KeyError, TypeError) as exc:
             raise ProviderError(
                 f"the openai API returned a response that is not an embeddings list: "
