@@ -46,7 +46,12 @@ from pgai.vectorizer.errors import (
 from pgai.vectorizer.pipeline import ItemFailure, PreparedChunk, prepare_batch
 from pgai.vectorizer.queue import QueueStatements
 from pgai.vectorizer.tracking import WorkerTracking
-from pgai.vectorizer.writer import EmbeddedChunk, EmbeddingWriter, register_vector_type
+from pgai.vectorizer.writer import (
+    EmbeddedChunk,
+    EmbeddingWriter,
+    pack_vector,
+    register_vector_type,
+)
 
 log = logging.getLogger("pgai.vectorizer")
 
@@ -636,7 +641,7 @@ class BatchProcessor:
         async def embed_rows(rows: list[tuple[Any, ...]]) -> None:
             chunks = [c for pk in rows for c in by_row[pk]]
             try:
-                vectors = await self.embedder.embed([c.text for c in chunks])
+                vectors = await self.embedder.embed_packed([c.text for c in chunks], pack_vector)
             except ProviderError as exc:
                 if not _blames_the_input(exc):
                     raise

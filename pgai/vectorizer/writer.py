@@ -7,6 +7,8 @@ queue rows commit together.
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,12 +25,27 @@ class EmbeddedChunk:
     pk: tuple[Any, ...]
     chunk_seq: int
     chunk: str
-    embedding: Sequence[float]
+    #: the vector, or already packed by :func:`pack_vector`
+    embedding: Sequence[float] | bytes
 
 
-def _encode_vector(value: Sequence[float]) -> bytes:
-    # pgvector's binary format: dimensions (int16), unused (int16), float4 values, big-endian.
-    return struct.pack(f">HH{len(value)}f", len(value), 0, *value)
+def pack_vector(values: Sequence[float]) -> bytes:
+    """pgvector's binary format: dimensions (int16), unused (int16), float4 values, big-endian.
+
+    The worker packs each vector as soon as the provider answers: four bytes a value instead
+    of a Python float object (about 32), which bounds the memory of batches of long documents.
+    """
+    packed = array("f", values)
+    if sys.byteorder == "little":
+        packed.byteswap()
+    return _HEADER.pack(len(packed), 0) + packed.tobytes()
+
+
+_HEADER = struct.Struct(">HH")
+
+
+def _encode_vector(value: Sequence[float] | bytes) -> bytes:
+    return value if isinstance(value, bytes) else pack_vector(value)
 
 
 def _decode_vector(data: bytes) -> list[float]:

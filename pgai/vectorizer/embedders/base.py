@@ -15,10 +15,10 @@ import math
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -61,6 +61,13 @@ def response_json(response: httpx.Response) -> Any:
     of numbers, and the standard parser spends more CPU on them than the rest of a batch.
     Raises ValueError when the body is not JSON."""
     return orjson.loads(response.content)
+
+
+T = TypeVar("T")
+
+
+def _as_is(vector: list[float]) -> list[float]:
+    return vector
 
 
 def _all_finite_numbers(vector: list[float]) -> bool:
@@ -238,19 +245,27 @@ class Embedder(ABC):
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in order."""
+        return await self.embed_packed(texts, _as_is)
+
+    async def embed_packed(self, texts: Sequence[str], pack: Callable[[list[float]], T]) -> list[T]:
+        """One vector per text, in order, each passed through ``pack`` as soon as its response
+        arrives: a caller that keeps vectors in a compact form never holds a whole batch of
+        them as Python lists."""
         if not texts:
             return []
+        texts = await self.prepare_inputs(texts)
         if sum(map(len, texts)) > TOKENIZE_IN_THREAD_CHARS:
             # Tokenizing many long texts is CPU work: keep the event loop serving I/O.
             plans = await anyio.to_thread.run_sync(self._plan, texts)
         else:
             plans = self._plan(texts)
-        results: list[list[list[float]] | None] = [None] * len(plans)
+        results: list[list[T] | None] = [None] * len(plans)
         limiter = anyio.Semaphore(self.max_concurrent_requests)
 
         async def run(index: int, part: range, tokens: int) -> None:
             async with limiter:
-                results[index] = await self._request_with_retry([texts[i] for i in part], tokens)
+                vectors = await self._request_with_retry([texts[i] for i in part], tokens)
+                results[index] = [pack(vector) for vector in vectors]
 
         if len(plans) == 1:
             await run(0, *plans[0])
@@ -262,11 +277,15 @@ class Embedder(ABC):
             except ExceptionGroup as group:
                 # The first failed request cancelled its siblings; report that one.
                 raise _first_error(group) from None
-        vectors: list[list[float]] = []
+        packed: list[T] = []
         for part_result in results:
             assert part_result is not None
-            vectors.extend(part_result)
-        return vectors
+            packed.extend(part_result)
+        return packed
+
+    async def prepare_inputs(self, texts: Sequence[str]) -> Sequence[str]:
+        """What is sent for ``texts`` (e.g. truncated to the model's context); as is by default."""
+        return texts
 
     async def _request_with_retry(self, texts: list[str], tokens: int = 0) -> list[list[float]]:
         retry = 0

@@ -84,13 +84,11 @@ class OpenAIEmbedder(Embedder):
         log.warning("chunk truncated from %d to %d tokens", len(tokens), MAX_INPUT_TOKENS)
         return self.encoding.decode(tokens[:MAX_INPUT_TOKENS])
 
-    async def embed(self, texts: Any) -> list[list[float]]:
-        # Truncation tokenizes every input: CPU work that stays off the event loop when large.
+    async def prepare_inputs(self, texts: Sequence[str]) -> Sequence[str]:
+        # Truncation tokenizes inputs: CPU work that stays off the event loop when large.
         if sum(map(len, texts)) > TOKENIZE_IN_THREAD_CHARS:
-            prepared = await anyio.to_thread.run_sync(lambda: [self.prepare(t) for t in texts])
-        else:
-            prepared = [self.prepare(t) for t in texts]
-        return await super().embed(prepared)
+            return await anyio.to_thread.run_sync(lambda: [self.prepare(t) for t in texts])
+        return [self.prepare(t) for t in texts]
 
     async def _request(self, texts: list[str]) -> list[list[float]]:
         body: dict[str, Any] = {
