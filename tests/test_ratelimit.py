@@ -360,3 +360,19 @@ async def test_a_worker_under_a_token_rate_limit_embeds_every_row_and_fails_none
         # paced, not hammering: most requests went through the first time
         assert provider.rate_limited_responses < len(requests) / 2
         assert provider.max_in_flight > 1
+
+
+def test_a_refilling_window_waits_only_until_enough_has_refilled() -> None:
+    from pgai.vectorizer.embedders.ratelimit import _Budget
+
+    budget = _Budget()
+    # 60,000 tokens a minute, all spent, full again in 60 s: 1,000 tokens come back a second
+    budget.update(remaining=0, reset_in=60.0, now=100.0, limit=60_000)
+    assert budget.wait_for(500, now=100.0) == pytest.approx(0.5)
+    assert budget.wait_for(500, now=100.5) == pytest.approx(0.0)
+    # more than the whole window: wait for the full reset, not longer
+    assert budget.wait_for(120_000, now=100.0) == pytest.approx(60.0)
+    # without the window's limit, the reset time is all there is to go by
+    blind = _Budget()
+    blind.update(remaining=0, reset_in=60.0, now=100.0)
+    assert blind.wait_for(500, now=100.0) == pytest.approx(60.0)

@@ -15,6 +15,14 @@ from pgai.errors import ConfigurationError
 
 DEFAULT_SEPARATORS = ["\n\n", "\n", ".", "?", "!", " ", ""]
 
+#: Rows per batch when the config does not say (pgai: 50). Providers answer a request of a few
+#: hundred inputs about as fast as one of fifty, so larger batches mean fewer round trips; a
+#: batch stays one transaction, and a bad row in it is isolated by halving.
+DEFAULT_BATCH_SIZE = 100
+#: Worker coroutines per vectorizer when neither -c nor the config says (pgai: 1). Requests
+#: to a provider are mostly waiting: a few in flight keep it busy.
+DEFAULT_CONCURRENCY = 4
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -245,11 +253,17 @@ class Vectorizer(_Section):
 
     @property
     def batch_size(self) -> int:
-        """Rows claimed per batch: the config's, else 50 (1 for URI loading, documents are big)."""
+        """Rows claimed per batch: the config's, else DEFAULT_BATCH_SIZE (1 for URI loading:
+        documents are big)."""
         size = self.config.processing.batch_size
         if size is None:
-            size = 1 if isinstance(self.config.loading, LoadingUri) else 50
+            size = 1 if isinstance(self.config.loading, LoadingUri) else DEFAULT_BATCH_SIZE
         return max(1, min(size, 2048))
+
+    @property
+    def concurrency(self) -> int:
+        """Worker coroutines: the config's, else DEFAULT_CONCURRENCY."""
+        return self.config.processing.concurrency or DEFAULT_CONCURRENCY
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

@@ -31,7 +31,7 @@ import httpx
 
 from pgai.database import DbConnection, connect, redact_url
 from pgai.errors import CatalogError, ConfigurationError, DatabaseError
-from pgai.vectorizer.config import Vectorizer, parse_vectorizer
+from pgai.vectorizer.config import DEFAULT_CONCURRENCY, Vectorizer, parse_vectorizer
 from pgai.vectorizer.embedders.base import Embedder, ProviderError, RetryPolicy
 from pgai.vectorizer.embedders.factory import make_embedder
 from pgai.vectorizer.errors import (
@@ -244,9 +244,10 @@ class Worker:
         if not await conn.fetchval("SELECT to_regclass('ai.vectorizer') IS NOT NULL"):
             return 1
         concurrency = await conn.fetch(
-            "SELECT coalesce((config->'processing'->>'concurrency')::int, 1) AS n "
+            "SELECT coalesce((config->'processing'->>'concurrency')::int, $2) AS n "
             "FROM ai.vectorizer WHERE cardinality($1::int4[]) = 0 OR id = any($1::int4[])",
             self.vectorizer_ids,
+            DEFAULT_CONCURRENCY,
         )
         return sum(self.concurrency or row["n"] for row in concurrency) or 1
 
@@ -465,7 +466,7 @@ class VectorizerRunner:
             return True
         log.info("running vectorizer %s", vectorizer.id)
         batch = BatchProcessor(self, vectorizer, embedder)
-        concurrency = self.worker.concurrency or vectorizer.config.processing.concurrency or 1
+        concurrency = self.worker.concurrency or vectorizer.concurrency
         async with anyio.create_task_group() as tg:
             for _ in range(concurrency):
                 tg.start_soon(batch.loop)

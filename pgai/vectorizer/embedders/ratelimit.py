@@ -118,6 +118,8 @@ class RateLimitHints:
     remaining_tokens: int | None = None
     reset_requests: float | None = None
     reset_tokens: float | None = None
+    limit_requests: int | None = None
+    limit_tokens: int | None = None
 
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateLimitHints:
@@ -128,6 +130,8 @@ class RateLimitHints:
             remaining_tokens=_parse_count(headers.get("x-ratelimit-remaining-tokens")),
             reset_requests=parse_duration(headers.get("x-ratelimit-reset-requests")),
             reset_tokens=parse_duration(headers.get("x-ratelimit-reset-tokens")),
+            limit_requests=_parse_count(headers.get("x-ratelimit-limit-requests")),
+            limit_tokens=_parse_count(headers.get("x-ratelimit-limit-tokens")),
         )
 
     def reset_wait(self) -> float | None:
@@ -145,17 +149,44 @@ class RateLimitHints:
 
 @dataclass
 class _Budget:
-    """A provider window (requests or tokens): what is left of it, and until when that holds."""
+    """A provider window (requests or tokens): what is left of it, and how fast it refills.
+
+    OpenAI-style windows refill continuously: ``reset`` is the time until the window is full
+    again, so with the window's ``limit`` the refill rate is (limit - remaining) / reset. A
+    request that needs more than is left waits only until enough has refilled, not until the
+    whole window has (waiting for the full reset wastes most of the allowed rate).
+    """
 
     remaining: int | None = None
     reset_at: float = 0.0
+    observed_at: float = 0.0
+    limit: int | None = None
+    #: units per second, when known
+    rate: float | None = None
 
-    def update(self, remaining: int | None, reset_in: float | None, now: float) -> None:
+    def update(
+        self, remaining: int | None, reset_in: float | None, now: float, limit: int | None = None
+    ) -> None:
         if remaining is None:
             return
         self.remaining = remaining
+        self.observed_at = now
+        self.limit = limit
         # Without a reset time, trust the number for a second: long enough to stop a burst.
         self.reset_at = now + (reset_in if reset_in is not None else 1.0)
+        if limit is not None and reset_in and reset_in > 0 and limit > remaining:
+            self.rate = (limit - remaining) / reset_in
+        else:
+            self.rate = None
+
+    def available(self, now: float) -> float | None:
+        """What is left now, counting what refilled since the provider said so."""
+        if self.remaining is None:
+            return None
+        if self.rate is None:
+            return float(self.remaining)
+        refilled = self.remaining + self.rate * (now - self.observed_at)
+        return min(refilled, float(self.limit)) if self.limit is not None else refilled
 
     def wait_for(self, cost: int, now: float) -> float:
         """Seconds to wait before spending ``cost`` of this window (0: go now)."""
@@ -164,13 +195,21 @@ class _Budget:
         if now >= self.reset_at:
             self.remaining = None
             return 0.0
-        if cost <= self.remaining:
+        available = self.available(now)
+        assert available is not None
+        if cost <= available:
             return 0.0
+        if self.rate:
+            # a request larger than the whole window cannot wait for more than the full reset
+            return min((cost - available) / self.rate, self.reset_at - now)
         return self.reset_at - now
 
     def spend(self, cost: int) -> None:
         if self.remaining is not None:
-            self.remaining = max(0, self.remaining - cost)
+            now = time.monotonic()
+            available = self.available(now) or 0.0
+            self.remaining = max(0, int(available) - cost)
+            self.observed_at = now
 
 
 class Slot:
@@ -297,8 +336,10 @@ class AdaptiveRateLimiter:
     # -- learning -------------------------------------------------------------------------------
     def _observe(self, hints: RateLimitHints) -> None:
         now = time.monotonic()
-        self._requests.update(hints.remaining_requests, hints.reset_requests, now)
-        self._tokens.update(hints.remaining_tokens, hints.reset_tokens, now)
+        self._requests.update(
+            hints.remaining_requests, hints.reset_requests, now, hints.limit_requests
+        )
+        self._tokens.update(hints.remaining_tokens, hints.reset_tokens, now, hints.limit_tokens)
 
     def _on_success(self) -> None:
         self._consecutive_429 = 0
