@@ -565,3 +565,56 @@ async def test_unchanged_chunks_reuse_their_stored_vectors(
     await conn.execute("UPDATE essay SET views = views + 1")
     await make_worker(db_url).run()
     assert provider.requests == []
+
+
+async def test_long_documents_are_embedded_and_written_a_group_at_a_time(
+    db_url: str,
+    conn: asyncpg.Connection,
+    provider: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("pgai.vectorizer.worker.GROUP_CHUNKS", 3)
+    long_doc = [f"part {i} of the long document" for i in range(10)]
+    await conn.execute("CREATE TABLE book (id int PRIMARY KEY, body text)")
+    await conn.execute(
+        "INSERT INTO book VALUES (1, $1), (2, 'short one\n\nshort two')", "\n\n".join(long_doc)
+    )
+    await conn.fetchval(
+        """
+        SELECT ai.create_vectorizer('book'::regclass,
+            loading => ai.loading_column('body'),
+            embedding => ai.embedding_openai('text-embedding-3-small', $1, base_url => $2),
+            chunking => ai.chunking_character_text_splitter(40, 0, E'\\n\\n'))
+        """,
+        DIMS,
+        provider.url,
+    )
+    await make_worker(db_url).run()
+    # 11 chunks in groups of at most 3: at least 4 requests, every chunk stored once
+    assert len(provider.requests) >= 4
+    rows = await conn.fetch("SELECT id, chunk_seq, chunk FROM book_embedding_store ORDER BY 1, 2")
+    assert [r["chunk"] for r in rows if r["id"] == 1] == long_doc
+    assert [r["chunk_seq"] for r in rows if r["id"] == 1] == list(range(10))
+
+    # a poison part late in the document fails that document alone
+    long_doc[8] = "part 8 POISON"
+    provider.fail_inputs_containing["POISON"] = 400
+    await conn.execute("UPDATE book SET body = $1 WHERE id = 1", "\n\n".join(long_doc))
+    await conn.execute("UPDATE book SET body = 'short one\n\nshort three' WHERE id = 2")
+    await make_worker(
+        db_url,
+        exit_on_error=False,
+        retry_backoff=timedelta(hours=1),
+        max_retry_backoff=timedelta(hours=1),
+    ).run()
+    assert [
+        tuple(r) for r in await conn.fetch("SELECT id, loading_retries FROM ai._vectorizer_q_1")
+    ] == [(1, 1)]
+    short = await conn.fetch(
+        "SELECT chunk FROM book_embedding_store WHERE id = 2 ORDER BY chunk_seq"
+    )
+    assert [r["chunk"] for r in short] == ["short one\n\nshort three"]
+    # none of the failed document's new chunks was kept
+    assert "part 8 POISON" not in [
+        r["chunk"] for r in await conn.fetch("SELECT chunk FROM book_embedding_store")
+    ]

@@ -43,7 +43,7 @@ from pgai.vectorizer.errors import (
     jsonable_keys,
     record_error,
 )
-from pgai.vectorizer.pipeline import ItemFailure, PreparedChunk, prepare_batch
+from pgai.vectorizer.pipeline import ItemFailure, PreparedBatch, PreparedChunk, prepare_batch
 from pgai.vectorizer.queue import QueueStatements
 from pgai.vectorizer.tracking import WorkerTracking
 from pgai.vectorizer.writer import (
@@ -66,6 +66,10 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     # in an inconsistent state; the connection is discarded like a lost one
     asyncpg.InternalClientError,
 )
+
+#: Fresh chunks embedded and written at a time within a batch: bounds the memory of batches of
+#: long documents (a few MB of vectors) while still filling large provider requests.
+GROUP_CHUNKS = 1024
 
 #: Upper bound of the worker's connection pool: coroutines beyond it wait for a connection.
 MAX_POOL_SIZE = 64
@@ -583,26 +587,17 @@ class BatchProcessor:
                 gone = [c.pk for c in claimed if c.row is None]
                 prepared = await anyio.to_thread.run_sync(prepare_batch, self.vectorizer, claimed)
                 stored = await self.writer.stored_embeddings(conn, prepared.processed)
-                reused = [
-                    EmbeddedChunk(c.pk, c.chunk_seq, c.text, stored[(c.pk, c.text)])
-                    for c in prepared.chunks
-                    if (c.pk, c.text) in stored
-                ]
-                fresh = [c for c in prepared.chunks if (c.pk, c.text) not in stored]
-                embedded, embed_failures = await self._embed_isolating_poison_rows(
-                    fresh, prepared.attempts
+                written, failed, fresh_count, reused_count = await self._embed_and_write(
+                    conn, prepared, stored
                 )
-                failures = [*prepared.failures, *embed_failures]
-                if failures:
-                    await self._requeue_failed_rows(conn, failures)
-                failed_keys = {f.pk for f in embed_failures}
-                done = [pk for pk in prepared.processed if pk not in failed_keys]
-                fresh_count = len(embedded)
-                embedded.extend(c for c in reused if c.pk not in failed_keys)
                 # rows deleted since they were queued lose their chunks too (the trigger of a
                 # pgai catalog or a disabled trigger may have left some)
-                await self.writer.delete_old_chunks(conn, [*done, *gone])
-                await self.writer.write(conn, embedded)
+                await self.writer.delete_old_chunks(conn, gone)
+                failures = [*prepared.failures, *failed]
+                if failures:
+                    await self._requeue_failed_rows(conn, failures)
+                failed_keys = {f.pk for f in failed}
+                done = [pk for pk in prepared.processed if pk not in failed_keys]
         except ProviderError as exc:
             return await self._batch_failed(conn, claimed_pks, exc, EMBEDDING_PROVIDER_FAILED)
         except CONNECTION_ERRORS:
@@ -613,17 +608,72 @@ class BatchProcessor:
         stats = self.worker.stats
         stats.batches += 1
         stats.rows += len(done)
-        stats.chunks += len(embedded)
-        stats.reused_chunks += len(embedded) - fresh_count
-        stats.tokens += sum(len(c.chunk.encode("utf-8")) for c in embedded[:fresh_count]) // 4
+        stats.chunks += fresh_count + reused_count
+        stats.reused_chunks += reused_count
+        stats.tokens += written // 4
         stats.per_vectorizer_rows[vid] = stats.per_vectorizer_rows.get(vid, 0) + len(done)
-        stats.per_vectorizer_chunks[vid] = stats.per_vectorizer_chunks.get(vid, 0) + len(embedded)
+        stats.per_vectorizer_chunks[vid] = (
+            stats.per_vectorizer_chunks.get(vid, 0) + fresh_count + reused_count
+        )
         log.debug(
-            "vectorizer %s: batch of %d rows, %d chunks embedded", vid, len(done), len(embedded)
+            "vectorizer %s: batch of %d rows, %d chunks embedded, %d reused",
+            vid,
+            len(done),
+            fresh_count,
+            reused_count,
         )
         if self.worker.tracking is not None:
             await self.worker.tracking.progress(conn, vid, len(done))
         return "done"
+
+    async def _embed_and_write(
+        self,
+        conn: DbConnection,
+        prepared: PreparedBatch,
+        stored: dict[tuple[tuple[Any, ...], str], Sequence[float]],
+    ) -> tuple[int, list[ItemFailure], int, int]:
+        """Embed and write the batch's chunks a group at a time (at most GROUP_CHUNKS fresh
+        chunks; a long document is split over several groups), so that memory holds one
+        group's vectors, not the batch's. A row's old chunks are deleted just before its first
+        chunks are written; a row that fails keeps its old chunks, unless it failed after a
+        first part of a long document was written (then it has none until its retry).
+
+        Returns (bytes of text sent, failed rows, chunks embedded, chunks reused)."""
+        by_row: dict[tuple[Any, ...], list[PreparedChunk]] = {}
+        for chunk in prepared.chunks:
+            by_row.setdefault(chunk.pk, []).append(chunk)
+        # rows that produce no chunk (empty text) only lose their old chunks
+        await self.writer.delete_old_chunks(
+            conn, [pk for pk in prepared.processed if pk not in by_row]
+        )
+        failures: list[ItemFailure] = []
+        failed: set[tuple[Any, ...]] = set()
+        started: set[tuple[Any, ...]] = set()
+        sent = fresh_count = reused_count = 0
+        for group in _chunk_groups(by_row, stored, GROUP_CHUNKS):
+            fresh = [c for c in group if (c.pk, c.text) not in stored and c.pk not in failed]
+            embedded, group_failures = await self._embed_isolating_poison_rows(
+                fresh, prepared.attempts
+            )
+            newly_failed = {f.pk for f in group_failures}
+            failures.extend(group_failures)
+            failed |= newly_failed
+            # a long document that failed in a later part: drop what was written of it
+            await self.writer.delete_old_chunks(conn, sorted(newly_failed & started, key=repr))
+            rows = list(dict.fromkeys(c.pk for c in group if c.pk not in failed))
+            await self.writer.delete_old_chunks(conn, [pk for pk in rows if pk not in started])
+            started.update(rows)
+            reused = [
+                EmbeddedChunk(c.pk, c.chunk_seq, c.text, stored[(c.pk, c.text)])
+                for c in group
+                if (c.pk, c.text) in stored and c.pk not in failed
+            ]
+            kept = [c for c in embedded if c.pk not in failed]
+            await self.writer.write(conn, [*kept, *reused])
+            sent += sum(len(c.chunk.encode("utf-8")) for c in kept)
+            fresh_count += len(kept)
+            reused_count += len(reused)
+        return sent, failures, fresh_count, reused_count
 
     async def _embed_isolating_poison_rows(
         self, chunks_to_embed: Sequence[PreparedChunk], attempts: dict[tuple[Any, ...], int]
@@ -775,6 +825,29 @@ async def wait_any(*events: anyio.Event) -> None:
 
         for event in events:
             tg.start_soon(wait, event)
+
+
+def _chunk_groups(
+    by_row: dict[tuple[Any, ...], list[PreparedChunk]],
+    stored: dict[tuple[tuple[Any, ...], str], Sequence[float]],
+    limit: int,
+) -> list[list[PreparedChunk]]:
+    """Consecutive rows' chunks in groups of at most ``limit`` chunks to embed (reused chunks
+    ride along for free); a row with more is split over several groups."""
+    groups: list[list[PreparedChunk]] = []
+    current: list[PreparedChunk] = []
+    fresh = 0
+    for chunks in by_row.values():
+        for chunk in chunks:
+            cost = 0 if (chunk.pk, chunk.text) in stored else 1
+            if fresh + cost > limit and current:
+                groups.append(current)
+                current, fresh = [], 0
+            current.append(chunk)
+            fresh += cost
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _blames_the_input(error: ProviderError) -> bool:
