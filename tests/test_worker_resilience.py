@@ -136,17 +136,26 @@ async def test_permanent_faults_are_recorded_and_the_worker_lives_on(
     await create_doc_vectorizer(conn, provider)
     await conn.execute("INSERT INTO doc SELECT i, 'text ' || i FROM generate_series(1, 5) i")
     provider.fail_next(401, times=1000)
-    worker = make_worker(db_url, once=False, exit_on_error=False, poll_interval=timedelta(0.05))
+    worker = make_worker(
+        db_url, once=False, exit_on_error=False, poll_interval=timedelta(seconds=0.05)
+    )
     async with anyio.create_task_group() as tg:
         tg.start_soon(worker.run)
         with anyio.fail_after(10):
             while await conn.fetchval("SELECT count(*) FROM ai.vectorizer_errors") < 2:
                 await anyio.sleep(0.05)
+        await anyio.sleep(0.2)
+        assert not worker.stopping  # it lives on
         worker.request_shutdown()
     message = await conn.fetchval("SELECT details->>'error_reason' FROM ai.vectorizer_errors")
     assert "401" in message and "check the API key" in message
     assert "sk-test-key" not in message
-    assert await conn.fetchval("SELECT count(DISTINCT id) FROM ai._vectorizer_q_1") == 5
+    # nothing lost: every row is still queued or, after its attempts, in the failed queue
+    kept = await conn.fetchval(
+        "SELECT count(DISTINCT id) FROM (SELECT id FROM ai._vectorizer_q_1 "
+        "UNION ALL SELECT id FROM ai._vectorizer_q_failed_1) q"
+    )
+    assert kept == 5
 
 
 async def test_dynamic_mode_picks_up_a_vectorizer_created_while_running(
