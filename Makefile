@@ -22,8 +22,8 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check pgai tests examples
-	$(BIN)/ruff format --check pgai tests examples
+	$(BIN)/ruff check pgai tests examples benchmarks
+	$(BIN)/ruff format --check pgai tests examples benchmarks
 	$(BIN)/mypy --strict pgai
 	$(BIN)/hadolint Dockerfile
 
