@@ -6,9 +6,10 @@ advisory lock ``(vectorizer id, hashtext('col|value|...'))``; all queue rows of 
 deleted in the claiming transaction. Rolling that transaction back (a failure, a killed worker)
 puts every row back.
 
-Unlike pgai, a failed batch is *remembered*: its rows get an attempt count and a back-off time
-(the queue's ``loading_retries`` / ``loading_retry_after`` columns), and rows that keep failing
-move to the failed-queue table instead of being retried forever.
+Unlike pgai, a failed batch is *remembered*: its rows go back to the queue, in the claiming
+transaction, with an attempt count and a back-off time (the queue's ``loading_retries`` /
+``loading_retry_after`` columns), and rows that keep failing move to the failed-queue table
+instead of being retried forever.
 """
 
 from __future__ import annotations
@@ -126,59 +127,6 @@ class QueueStatements:
             f"${base_param + 1}::interval)"
         )
 
-    async def record_failure(
-        self,
-        conn: DbConnection,
-        pks: Sequence[tuple[Any, ...]],
-        *,
-        max_attempts: int,
-        backoff: timedelta,
-        max_backoff: timedelta,
-        failure_step: str,
-    ) -> tuple[int, int]:
-        """After a batch rolled back (its queue rows are back): count one more attempt for these
-        keys and hold them back; keys that reached ``max_attempts`` move to the failed queue.
-        Runs in a transaction of its own so the bookkeeping survives the batch's rollback.
-
-        Returns (queue rows held back for a retry, keys moved to the failed queue).
-        """
-        if not pks:
-            return (0, 0)
-        keys = self._key_columns(pks)
-        n = len(keys)
-        moved = 0
-        async with conn.transaction():
-            if self.failed_queue is not None:
-                moved_rows = await conn.fetch(
-                    f"""
-                    WITH moved AS (
-                        DELETE FROM {self.queue}
-                        WHERE {self._keys_predicate(1)}
-                          AND {ATTEMPTS_COLUMN} + 1 >= ${n + 1}
-                        RETURNING {self.pk_cols}
-                    )
-                    INSERT INTO {self.failed_queue} ({self.pk_cols}, failure_step)
-                    SELECT DISTINCT {self.pk_cols}, ${n + 2} FROM moved
-                    RETURNING 1
-                    """,
-                    *keys,
-                    max_attempts,
-                    failure_step,
-                )
-                moved = len(moved_rows)
-            status = await conn.execute(
-                f"""
-                UPDATE {self.queue}
-                SET {RETRY_AFTER_COLUMN} = {self._backoff_sql(n + 1, ATTEMPTS_COLUMN)},
-                    {ATTEMPTS_COLUMN} = {ATTEMPTS_COLUMN} + 1
-                WHERE {self._keys_predicate(1)}
-                """,
-                *keys,
-                backoff,
-                max_backoff,
-            )
-        return (int(status.split()[-1]), moved)
-
     async def requeue(
         self,
         conn: DbConnection,
@@ -226,6 +174,25 @@ class QueueStatements:
                 failure_step,
             )
         return (len(retry), len(failed))
+
+    async def put_back(
+        self, conn: DbConnection, items: Sequence[tuple[tuple[Any, ...], int]]
+    ) -> None:
+        """Inside a batch: return claimed rows to the queue as they were (same failure count,
+        claimable at once), e.g. when the provider only asked us to slow down."""
+        if not items:
+            return
+        keys = self._key_columns([pk for pk, _ in items])
+        n = len(keys)
+        arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(self._pk_array_types))
+        await conn.execute(
+            f"""
+            INSERT INTO {self.queue} ({self.pk_cols}, {ATTEMPTS_COLUMN})
+            SELECT * FROM unnest({arrays}, ${n + 1}::int4[])
+            """,
+            *keys,
+            [attempts for _, attempts in items],
+        )
 
     async def retry_failed(self, conn: DbConnection) -> int:
         """Move every row of the failed queue back into the queue with a fresh attempt count."""

@@ -44,7 +44,7 @@ from pgai.vectorizer.errors import (
     record_error,
 )
 from pgai.vectorizer.pipeline import ItemFailure, PreparedBatch, PreparedChunk, prepare_batch
-from pgai.vectorizer.queue import QueueStatements
+from pgai.vectorizer.queue import ClaimedRow, QueueStatements
 from pgai.vectorizer.tracking import WorkerTracking
 from pgai.vectorizer.writer import (
     EmbeddedChunk,
@@ -588,34 +588,38 @@ class BatchProcessor:
     async def process_one(self, conn: DbConnection) -> str:
         """One batch in one transaction. Returns "empty", "done", "failed" or "paused"."""
         vid = self.vectorizer.id
-        claimed_pks: list[tuple[Any, ...]] = []
-        try:
-            async with conn.transaction():
-                claimed = await self.queue.claim(conn, self.vectorizer.batch_size)
-                if not claimed:
-                    return "empty"
-                claimed_pks = [c.pk for c in claimed]
-                log.debug("Items pulled from queue: %d (vectorizer %s)", len(claimed), vid)
-                gone = [c.pk for c in claimed if c.row is None]
-                prepared = await anyio.to_thread.run_sync(prepare_batch, self.vectorizer, claimed)
-                stored = await self.writer.stored_embeddings(conn, prepared.processed)
-                written, failed, fresh_count, reused_count = await self._embed_and_write(
-                    conn, prepared, stored
-                )
-                # rows deleted since they were queued lose their chunks too (the trigger of a
-                # pgai catalog or a disabled trigger may have left some)
-                await self.writer.delete_old_chunks(conn, gone)
-                failures = [*prepared.failures, *failed]
-                if failures:
-                    await self._requeue_failed_rows(conn, failures)
-                failed_keys = {f.pk for f in failed}
-                done = [pk for pk in prepared.processed if pk not in failed_keys]
-        except ProviderError as exc:
-            return await self._batch_failed(conn, claimed_pks, exc, EMBEDDING_PROVIDER_FAILED)
-        except CONNECTION_ERRORS:
-            raise
-        except (asyncpg.PostgresError, ValueError, TypeError, ConfigurationError) as exc:
-            return await self._batch_failed(conn, claimed_pks, exc, UNEXPECTED_ERROR)
+        async with conn.transaction():
+            claimed = await self.queue.claim(conn, self.vectorizer.batch_size)
+            if not claimed:
+                return "empty"
+            log.debug("Items pulled from queue: %d (vectorizer %s)", len(claimed), vid)
+            try:
+                # The batch's writes sit in a savepoint: when they fail, the claim (which took
+                # the rows off the queue) stays, and the rows go back with their attempt counted
+                # in this same transaction, so no other worker can retry them in between.
+                async with conn.transaction():
+                    gone = [c.pk for c in claimed if c.row is None]
+                    prepared = await anyio.to_thread.run_sync(
+                        prepare_batch, self.vectorizer, claimed
+                    )
+                    stored = await self.writer.stored_embeddings(conn, prepared.processed)
+                    written, failed, fresh_count, reused_count = await self._embed_and_write(
+                        conn, prepared, stored
+                    )
+                    # rows deleted since they were queued lose their chunks too (the trigger of
+                    # a pgai catalog or a disabled trigger may have left some)
+                    await self.writer.delete_old_chunks(conn, gone)
+                    failures = [*prepared.failures, *failed]
+                    if failures:
+                        await self._requeue_failed_rows(conn, failures)
+                    failed_keys = {f.pk for f in failed}
+                    done = [pk for pk in prepared.processed if pk not in failed_keys]
+            except ProviderError as exc:
+                return await self._batch_failed(conn, claimed, exc, EMBEDDING_PROVIDER_FAILED)
+            except CONNECTION_ERRORS:
+                raise
+            except (asyncpg.PostgresError, ValueError, TypeError, ConfigurationError) as exc:
+                return await self._batch_failed(conn, claimed, exc, UNEXPECTED_ERROR)
         self.rows += len(done)
         stats = self.worker.stats
         stats.batches += 1
@@ -774,11 +778,13 @@ class BatchProcessor:
     async def _batch_failed(
         self,
         conn: DbConnection,
-        claimed_pks: list[tuple[Any, ...]],
+        claimed: Sequence[ClaimedRow],
         exc: Exception,
         message: str,
     ) -> str:
-        """The batch rolled back; remember the attempt (unless the provider only paced us)."""
+        """The batch's writes rolled back to their savepoint: put its rows back in the queue,
+        with one more attempt and a back-off (or into the failed queue), unless the provider
+        only paced us (429), which costs no attempt."""
         vid = self.vectorizer.id
         rate_limited = isinstance(exc, ProviderError) and exc.rate_limited
         status = exc.status if isinstance(exc, ProviderError) else None
@@ -786,19 +792,23 @@ class BatchProcessor:
             logging.WARNING if rate_limited else logging.ERROR,
             "vectorizer %s: batch of %d rows failed: %s",
             vid,
-            len(claimed_pks),
+            len(claimed),
             exc,
         )
-        held, moved = (0, 0)
-        if not rate_limited:
-            held, moved = await self.queue.record_failure(
+        rows = [c for c in claimed if c.row is not None]
+        if rate_limited:
+            await self.queue.put_back(conn, [(c.pk, c.attempts) for c in rows])
+            held, moved = len(rows), 0
+        else:
+            held, moved = await self.queue.requeue(
                 conn,
-                claimed_pks,
+                [(c.pk, c.attempts) for c in rows],
                 max_attempts=self.max_attempts,
                 backoff=self.worker.retry_backoff,
                 max_backoff=self.worker.max_retry_backoff,
                 failure_step="embedding" if isinstance(exc, ProviderError) else "processing",
             )
+        claimed_pks = [c.pk for c in claimed]
         self.worker.stats.failed_batches += 1
         errors = self.worker.stats.per_vectorizer_errors
         errors[vid] = errors.get(vid, 0) + 1

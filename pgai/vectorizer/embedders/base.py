@@ -15,6 +15,7 @@ import math
 import random
 import time
 from abc import ABC, abstractmethod
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -74,7 +75,7 @@ def _all_finite_numbers(vector: list[float]) -> bool:
     """Whether every element is a finite int or float, at C speed (a response carries millions
     of numbers): the types are checked as a set, and a sum is non-finite when one element is
     (NaN and infinity propagate). Finite values whose sum overflows are no embedding."""
-    if not set(map(type, vector)) <= _NUMBER_TYPES:
+    if not isinstance(vector, array) and not set(map(type, vector)) <= _NUMBER_TYPES:
         return False
     return math.isfinite(sum(vector))
 
@@ -409,8 +410,8 @@ class Embedder(ABC):
             if expected is None:
                 # No configured size: the first vector sets it for the rest of the response.
                 expected = len(vector)
-            if not isinstance(vector, list) or len(vector) != expected or not vector:
-                size = len(vector) if isinstance(vector, list) else type(vector).__name__
+            if not isinstance(vector, list | array) or len(vector) != expected or not vector:
+                size = len(vector) if isinstance(vector, list | array) else type(vector).__name__
                 raise ProviderError(
                     f"the {self.implementation} API returned an embedding of {size} "
                     f"dimensions for input {i}, but the vectorizer expects {expected}: "

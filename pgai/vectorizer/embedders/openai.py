@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 import math
 import os
+import sys
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +32,18 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 MAX_INPUT_TOKENS = 8191
 #: OpenAI checks this per request against an estimate of a quarter token per UTF-8 byte.
 MAX_REQUEST_TOKENS = 300_000
+
+
+def _vector(value: Any) -> Any:
+    """An embedding as sent: base64 of little-endian float32, or a list of numbers (used as it
+    is; validated by the caller)."""
+    if isinstance(value, str):
+        values = array("f")
+        values.frombytes(base64.b64decode(value, validate=True))
+        if sys.byteorder != "little":
+            values.byteswap()
+        return values
+    return value
 
 
 class OpenAIEmbedder(Embedder):
@@ -94,7 +110,10 @@ class OpenAIEmbedder(Embedder):
         body: dict[str, Any] = {
             "input": texts,
             "model": self.config.model,
-            "encoding_format": "float",
+            # base64 float32, as the official SDK asks by default (so OpenAI-compatible servers
+            # speak it): a quarter of the bytes of decimal floats, and decoded without creating
+            # a Python object per number. A server that answers with float lists is understood.
+            "encoding_format": "base64",
         }
         if self.config.dimensions is not None and self.config.model != "text-embedding-ada-002":
             body["dimensions"] = self.config.dimensions
@@ -115,9 +134,8 @@ class OpenAIEmbedder(Embedder):
         try:
             data = response_json(response)["data"]
             ordered = sorted(data, key=lambda item: int(item["index"]))
-            # the parsed lists are used as they are (validated by the caller), not copied
-            return [item["embedding"] for item in ordered]
-        except (ValueError, KeyError, TypeError) as exc:
+            return [_vector(item["embedding"]) for item in ordered]
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise ProviderError(
                 f"the openai API returned a response that is not an embeddings list: "
                 f"{response.text[:200]!r}",
