@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio.to_thread
 import httpx
+import tiktoken
 
 from pgai.vectorizer.config import OpenAIEmbedding
 from pgai.vectorizer.embedders.base import (
@@ -64,12 +65,17 @@ class OpenAIEmbedder(Embedder):
         self.api_key = api_key
         base = config.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
         self.url = base.rstrip("/") + "/embeddings"
-        self.encoding = encoding_for_model(config.model)
         if config.model == "text-embedding-ada-002" and config.dimensions not in (None, 1536):
             raise ProviderError(
                 "dimensions must be 1536 for text-embedding-ada-002",
                 provider=self.implementation,
             )
+
+    @property
+    def encoding(self) -> tiktoken.Encoding | None:
+        """The model's tokenizer, loaded on first use: most batches never need it (their bytes
+        fit under the limits), and loading it costs a quarter second and tens of MB."""
+        return encoding_for_model(self.config.model)
 
     def count_tokens(self, text: str) -> int:
         # Keep both the real token count and OpenAI's byte estimate under the cap: the
@@ -90,10 +96,12 @@ class OpenAIEmbedder(Embedder):
 
     def prepare(self, text: str) -> str:
         """Truncate an input to the model's context; only the text sent is cut."""
-        if self.encoding is None or self.config.model not in CL100K_MODELS:
+        if self.config.model not in CL100K_MODELS:
             return text
         if len(text) <= MAX_INPUT_TOKENS and len(text.encode("utf-8")) <= MAX_INPUT_TOKENS:
             return text  # fewer bytes than the limit has tokens: nothing to cut
+        if self.encoding is None:
+            return text
         tokens = self.encoding.encode(text, disallowed_special=())
         if len(tokens) <= MAX_INPUT_TOKENS:
             return text
