@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import timedelta
 
 import asyncpg
@@ -14,16 +11,7 @@ import pgai
 from pgai.cli import _normalise_argv
 from pgai.vectorizer import parse_duration
 from tests.fake_provider import FakeProvider
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pgai", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
+from tests.worker_support import run_pgai
 
 
 @pytest.mark.parametrize(
@@ -54,7 +42,7 @@ def test_poll_interval_spellings(text: str, seconds: float) -> None:
 def test_bad_poll_interval_is_a_clear_error(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parse_duration(text)
-    result = run("vectorizer", "worker", "--once", f"--poll-interval={text}")
+    result = run_pgai("vectorizer", "worker", "--once", f"--poll-interval={text}")
     assert result.returncode == 2
     assert message in result.stderr
 
@@ -75,13 +63,13 @@ def test_dash_id_and_bare_exit_on_error_are_accepted_spellings() -> None:
 
 def test_version_of_the_groups_and_of_the_worker() -> None:
     for args in ([], ["vectorizer"], ["vectorizer", "worker"]):
-        result = run(*args, "--version")
+        result = run_pgai(*args, "--version")
         assert result.returncode == 0
         assert result.stdout.strip() == f"pgai, version {pgai.__version__}"
 
 
 def test_unknown_log_level_is_rejected() -> None:
-    result = run("vectorizer", "worker", "--log-level", "LOUD")
+    result = run_pgai("vectorizer", "worker", "--log-level", "LOUD")
     assert result.returncode == 2
     assert "'LOUD' is not one of DEBUG, INFO, WARN" in result.stderr
 
@@ -100,15 +88,15 @@ async def test_exit_on_error_false_keeps_once_at_exit_zero_and_debug_logs_batche
     )
     provider.fail_next(401, times=1000)
     env = {"OPENAI_API_KEY": "sk-x", "VECTORIZER_DB_URL": db_url}
-    tolerant = run("vectorizer", "worker", "--once", "--exit-on-error", "false", env=env)
+    tolerant = run_pgai("vectorizer", "worker", "--once", "--exit-on-error", "false", env=env)
     assert tolerant.returncode == 0, tolerant.stdout
     # the failed rows are held back for a while: make them claimable again
     await conn.execute("UPDATE ai._vectorizer_q_1 SET loading_retry_after = NULL")
-    strict = run("vectorizer", "worker", "--once", "--exit-on-error", "true", env=env)
+    strict = run_pgai("vectorizer", "worker", "--once", "--exit-on-error", "true", env=env)
     assert strict.returncode == 1
     provider.script.clear()
     await conn.execute("UPDATE ai._vectorizer_q_1 SET loading_retry_after = NULL")
-    verbose = run("vectorizer", "worker", "--once", "--log-level", "debug", env=env)
+    verbose = run_pgai("vectorizer", "worker", "--once", "--log-level", "debug", env=env)
     assert verbose.returncode == 0, verbose.stdout
     assert "Items pulled from queue: 3" in verbose.stdout
     assert await conn.fetchval("SELECT count(*) FROM doc_embedding_store") == 3

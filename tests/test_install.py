@@ -16,6 +16,7 @@ from pgai.catalog import CONFIG_FORMAT_VERSION, AlreadyInstalledError, CatalogSo
 from pgai.catalog.installer import PACKAGE_LIBRARY_NAME
 from pgai.errors import CatalogError, DatabaseError
 from tests.pgserver import PgTestServer
+from tests.worker_support import run_pgai
 
 # The names pgai 0.12.1 records; a real `pgai install` after ours must find them all.
 PGAI_MIGRATIONS = [
@@ -39,16 +40,6 @@ PGAI_MIGRATIONS = [
     "029-add-vectorizer-name-column.sql",
     "030-add_vectorizer_errors_view.sql",
 ]
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pgai", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
 
 
 async def fetch_state(url: str) -> dict[str, object]:
@@ -213,16 +204,16 @@ def test_two_installs_racing_from_two_processes_are_safe(empty_db_url: str) -> N
 
 
 def test_cli_install_takes_the_url_from_the_environment(empty_db_url: str) -> None:
-    result = run_cli("install", env={"VECTORIZER_DB_URL": empty_db_url})
+    result = run_pgai("install", env={"VECTORIZER_DB_URL": empty_db_url})
     assert result.returncode == 0, result.stderr
     assert f"pgai {pgai.__version__} installed" in result.stdout
-    again = run_cli("install", "--strict", "-d", empty_db_url)
+    again = run_pgai("install", "--strict", "-d", empty_db_url)
     assert again.returncode == 1
     assert "already been installed/upgraded" in again.stderr
 
 
 def test_cli_install_with_unreachable_server_is_a_clear_error_without_password() -> None:
-    result = run_cli("install", "-d", "postgres://someone:s3cret@127.0.0.1:1/nowhere")
+    result = run_pgai("install", "-d", "postgres://someone:s3cret@127.0.0.1:1/nowhere")
     assert result.returncode == 1
     assert "could not connect to postgres://someone:***@127.0.0.1:1/nowhere" in result.stderr
     assert "s3cret" not in result.stderr + result.stdout

@@ -17,7 +17,7 @@ import pytest
 import pgai
 from pgai.vectorizer.embedders.base import RetryPolicy
 from tests.fake_provider import FakeProvider, fake_vector
-from tests.worker_support import DIMS, make_worker
+from tests.worker_support import DIMS, make_worker, run_pgai
 
 
 @pytest.fixture(autouse=True)
@@ -281,20 +281,10 @@ async def test_concurrent_workers_process_every_row_exactly_once(
     assert sum(1 for w in workers if w.stats.rows) >= 2
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pgai", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
-
-
 async def test_cli_once_processes_the_queue_and_exits_zero(
     db_url: str, conn: asyncpg.Connection, blog: int
 ) -> None:
-    result = run_cli(
+    result = run_pgai(
         "vectorizer",
         "worker",
         "--once",
@@ -311,7 +301,7 @@ async def test_cli_once_exits_one_when_a_batch_failed(
     db_url: str, conn: asyncpg.Connection, blog: int, provider: FakeProvider
 ) -> None:
     provider.fail_next(401, times=100)
-    result = run_cli("vectorizer", "worker", "-d", db_url, "--once")
+    result = run_pgai("vectorizer", "worker", "-d", db_url, "--once")
     assert result.returncode == 1
     assert "check the API key" in result.stdout + result.stderr
     assert "sk-test-key" not in result.stdout + result.stderr

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 
 from pgai.vectorizer import Worker
@@ -21,3 +24,14 @@ def make_worker(db_url: str, **kwargs: object) -> Worker:
     }
     settings.update(kwargs)
     return Worker(db_url, **settings)  # type: ignore[arg-type]
+
+
+def run_pgai(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the ``pgai`` command line (``python -m pgai``) to completion, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "pgai", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )

@@ -219,5 +219,21 @@ class QueueStatements:
         )
 
 
+async def failed_queue_count(
+    conn: DbConnection, schema: str | None, table: str | None
+) -> int | None:
+    """Rows in a failed queue; None when there is none or the role may not read it."""
+    if schema is None or table is None:
+        return None
+    qualified = quote_qualified(schema, table)
+    # has_table_privilege on the oid is NULL (not an error) for a table that does not exist
+    readable = await conn.fetchval(
+        "SELECT has_table_privilege(to_regclass($1)::oid, 'select')", qualified
+    )
+    if not readable:
+        return None
+    return int(await conn.fetchval(f"SELECT count(*) FROM {qualified}"))
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"

@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pgai.database import DbConnection, connect, quote_qualified, redact_url
+from pgai.database import DbConnection, connect, redact_url
 from pgai.errors import CatalogError
+from pgai.vectorizer.queue import failed_queue_count
 
 #: A queue depth the cheap count reports as "more than this": see :func:`queue_depths`.
 CHEAP_COUNT_LIMIT = 10_000
@@ -126,20 +127,6 @@ async def _has_relation(conn: DbConnection, name: str) -> bool:
     return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name))
 
 
-async def _failed_count(conn: DbConnection, schema: str | None, table: str | None) -> int | None:
-    """Rows in a failed queue; None when there is none or the role may not read it."""
-    if schema is None or table is None:
-        return None
-    qualified = quote_qualified(schema, table)
-    # has_table_privilege on the oid is NULL (not an error) for a table that does not exist
-    readable = await conn.fetchval(
-        "SELECT has_table_privilege(to_regclass($1)::oid, 'select')", qualified
-    )
-    if not readable:
-        return None
-    return int(await conn.fetchval(f"SELECT count(*) FROM {qualified}"))
-
-
 async def fetch_status(conn: DbConnection) -> CatalogStatus:
     """Read the status of every vectorizer and the live workers (exact queue counts)."""
     if not await _has_relation(conn, "ai.vectorizer"):
@@ -158,7 +145,9 @@ async def fetch_status(conn: DbConnection) -> CatalogStatus:
                 name=row["name"],
                 source=row["source"],
                 pending=row["pending"],
-                failed=await _failed_count(conn, row["queue_schema"], row["queue_failed_table"]),
+                failed=await failed_queue_count(
+                    conn, row["queue_schema"], row["queue_failed_table"]
+                ),
                 last_error=last_error,
                 last_error_at=last_error_at,
                 last_success_at=success["last_success_at"] if success is not None else None,

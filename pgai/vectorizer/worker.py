@@ -495,19 +495,7 @@ class VectorizerRunner:
 
     async def _unexpected_error(self, exc: Exception) -> None:
         log.exception("unexpected error in vectorizer %s: %s", self.vectorizer_id, exc)
-        if self.worker.tracking is not None:
-            self.worker.tracking.count_error(f"unexpected error: {exc}")
-        try:
-            async with self.pool.acquire() as conn:
-                await record_error(
-                    conn,
-                    self.vectorizer_id,
-                    UNEXPECTED_ERROR,
-                    {"error_reason": str(exc), "error_type": type(exc).__name__},
-                )
-        except RECORDING_ERRORS as record_exc:
-            log.error("could not record the error: %s", record_exc)
-        self.worker.fail(exc)
+        await self._vectorizer_failed(exc, UNEXPECTED_ERROR, f"unexpected error: {exc}")
 
     async def _config_error(self, exc: Exception) -> None:
         log.error(
@@ -516,14 +504,19 @@ class VectorizerRunner:
             exc,
             extra={"vectorizer_id": self.vectorizer_id},
         )
+        await self._vectorizer_failed(exc, CONFIGURATION_ERROR, f"{type(exc).__name__}: {exc}")
+
+    async def _vectorizer_failed(self, exc: Exception, message: str, summary: str) -> None:
+        """A failure of the vectorizer, not of a batch: count it, record it (on a connection of
+        its own), and stop the worker when it exits on errors."""
         if self.worker.tracking is not None:
-            self.worker.tracking.count_error(f"{type(exc).__name__}: {exc}")
+            self.worker.tracking.count_error(summary)
         try:
             async with self.pool.acquire() as conn:
                 await record_error(
                     conn,
                     self.vectorizer_id,
-                    CONFIGURATION_ERROR,
+                    message,
                     {"error_reason": str(exc), "error_type": type(exc).__name__},
                 )
         except RECORDING_ERRORS as record_exc:
