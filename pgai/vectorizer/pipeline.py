@@ -1,14 +1,20 @@
-"""The text pipeline of one batch: load, parse, chunk and format every claimed row.
+"""The text pipeline of one batch: load, parse, chunk and format the claimed rows.
 
 Pure: no I/O, so it runs in a worker thread and is unit-tested without a database. A row whose
 loading, parsing or formatting fails does not fail its neighbours: it comes back as an
 :class:`ItemFailure` and the rest of the batch goes on.
+
+The chunks of a batch are made a group at a time (:class:`ChunkStream`), not all at once: a
+batch of long documents would otherwise hold every chunk of every row, raw and formatted, while
+the first of them is embedded. A row's text is dropped as soon as its chunks are made, and a
+chunk is formatted only when its group is taken.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Container, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pgai.vectorizer.chunking import split_character, split_none, split_recursive_character
@@ -20,7 +26,7 @@ from pgai.vectorizer.config import (
     RecursiveCharacterTextSplitter,
     Vectorizer,
 )
-from pgai.vectorizer.formatting import format_chunk, format_chunk_value
+from pgai.vectorizer.formatting import format_chunk, format_chunk_value, template_placeholders
 from pgai.vectorizer.loading import load_column
 from pgai.vectorizer.parsing import parse
 from pgai.vectorizer.queue import ATTEMPTS_COLUMN, ClaimedRow
@@ -37,7 +43,7 @@ class PreparedChunk:
 
 @dataclass(frozen=True)
 class ItemFailure:
-    """A row that could not be turned into chunks, and at which step."""
+    """A row that could not be turned into chunks (or embedded), and at which step."""
 
     pk: tuple[Any, ...]
     attempts: int
@@ -46,13 +52,12 @@ class ItemFailure:
 
 
 @dataclass
-class PreparedBatch:
-    chunks: list[PreparedChunk]
-    failures: list[ItemFailure]
-    #: keys of the rows that were processed (with or without chunks)
-    processed: list[tuple[Any, ...]]
-    #: failures so far of every claimed row, by key
-    attempts: dict[tuple[Any, ...], int]
+class ChunkGroup:
+    """Consecutive chunks of the batch, at most a limit of them not already stored."""
+
+    chunks: list[PreparedChunk] = field(default_factory=list)
+    #: rows that failed while this group was made (their earlier chunks may be in earlier groups)
+    failures: list[ItemFailure] = field(default_factory=list)
 
 
 def make_splitter(chunking: Chunking) -> Callable[[str], list[str]]:
@@ -83,33 +88,123 @@ def make_formatter(formatting: Formatting) -> Callable[[str, dict[str, Any]], st
     return lambda chunk, row: format_chunk(template, chunk, row)
 
 
-def prepare_batch(vectorizer: Vectorizer, claimed: Sequence[ClaimedRow]) -> PreparedBatch:
-    """Turn claimed rows into formatted chunks; rows whose source is gone are skipped."""
-    config = vectorizer.config
-    split = make_splitter(config.chunking)
-    fmt = make_formatter(config.formatting)
-    batch = PreparedBatch(
-        chunks=[], failures=[], processed=[], attempts={c.pk: c.attempts for c in claimed}
-    )
-    for item in claimed:
-        if item.row is None:
-            continue
+class ChunkStream:
+    """The chunks of a batch's rows, in order, a group at a time.
+
+    Takes the claimed rows over: the list passed in is emptied, so that a row's text can be
+    freed as soon as its chunks are made. Rows whose source is gone are skipped.
+    """
+
+    def __init__(self, vectorizer: Vectorizer, claimed: list[ClaimedRow]) -> None:
+        config = vectorizer.config
+        self._split = make_splitter(config.chunking)
+        self._format = make_formatter(config.formatting)
+        self._column = config.loading.column_name
+        self._parser = config.parsing.implementation
+        formatting = config.formatting
+        # the loaded column holds the whole text: keep it only when the template reads it
+        self._keep_column = not isinstance(formatting, ChunkValue) and (
+            self._column in template_placeholders(formatting.template)
+        )
+        self._rows = deque(item for item in claimed if item.row is not None)
+        claimed.clear()
+        #: characters of text to chunk, to tell a small batch from a large one
+        self.text_chars = sum(_length((item.row or {}).get(self._column)) for item in self._rows)
+        self._current: Iterator[PreparedChunk] | None = None
+        self._current_row: tuple[tuple[Any, ...], int] = ((), 0)
+        #: rows whose chunks were all made (rows of no chunk included), in order
+        self.processed: list[tuple[Any, ...]] = []
+        #: rows that make no chunk at all (empty text)
+        self.empty: list[tuple[Any, ...]] = []
+
+    @property
+    def exhausted(self) -> bool:
+        return self._current is None and not self._rows
+
+    def next_group(
+        self, limit: int, stored: Container[tuple[tuple[Any, ...], str]] = ()
+    ) -> ChunkGroup:
+        """The next chunks, up to ``limit`` of them to embed: a chunk whose (key, text) is in
+        ``stored`` rides along for free. A long document is spread over several groups."""
+        group = ChunkGroup()
+        fresh = 0
+        while fresh < limit:
+            if self._current is None:
+                if not self._rows:
+                    break
+                self._current = self._start(self._rows.popleft(), group.failures)
+                continue
+            pk, attempts = self._current_row
+            try:
+                chunk = next(self._current)
+            except StopIteration:
+                self.processed.append(pk)
+                self._current = None
+                continue
+            except Exception as exc:  # noqa: BLE001 - a row's failure is that row's alone
+                group.failures.append(ItemFailure(pk, attempts, "formatting", exc))
+                self._current = None
+                continue
+            group.chunks.append(chunk)
+            if (chunk.pk, chunk.text) not in stored:
+                fresh += 1
+        return group
+
+    def _start(
+        self, item: ClaimedRow, failures: list[ItemFailure]
+    ) -> Iterator[PreparedChunk] | None:
+        """Load, parse and split one row; its chunks are formatted as they are taken."""
+        assert item.row is not None
         row = {**item.row, ATTEMPTS_COLUMN: item.attempts}
+        self._current_row = (item.pk, item.attempts)
         step = "loading"
         try:
-            payload = load_column(row, config.loading.column_name)
+            payload = load_column(row, self._column)
             if payload == "":
-                batch.processed.append(item.pk)
-                continue
-            step = "parsing"
-            text = parse(payload, config.parsing.implementation)
-            step = "chunking"
-            pieces = split(text)
+                pieces: list[str] = []
+            else:
+                step = "parsing"
+                text = parse(payload, self._parser)
+                del payload
+                step = "chunking"
+                pieces = self._split(text)
+                del text
+            if not self._keep_column:
+                row.pop(self._column, None)
             step = "formatting"
-            formatted = [fmt(piece, row) for piece in pieces]
+            first = self._format(pieces[0], row) if pieces else None
         except Exception as exc:  # noqa: BLE001 - any failure of one row is that row's failure
-            batch.failures.append(ItemFailure(item.pk, item.attempts, step, exc))
-            continue
-        batch.processed.append(item.pk)
-        batch.chunks.extend(PreparedChunk(item.pk, seq, t) for seq, t in enumerate(formatted))
-    return batch
+            failures.append(ItemFailure(item.pk, item.attempts, step, exc))
+            return None
+        if first is None:
+            self.processed.append(item.pk)
+            self.empty.append(item.pk)
+            return None
+        return self._formatted(item.pk, pieces, first, row)
+
+    def _formatted(
+        self, pk: tuple[Any, ...], pieces: list[str], first: str, row: dict[str, Any]
+    ) -> Iterator[PreparedChunk]:
+        yield PreparedChunk(pk, 0, first)
+        for seq in range(1, len(pieces)):
+            piece, pieces[seq] = pieces[seq], ""
+            yield PreparedChunk(pk, seq, self._format(piece, row))
+
+
+def _length(value: object) -> int:
+    return len(value) if isinstance(value, str | bytes) else 0
+
+
+def prepare_rows(
+    vectorizer: Vectorizer, claimed: Sequence[ClaimedRow]
+) -> tuple[list[PreparedChunk], list[ItemFailure], list[tuple[Any, ...]]]:
+    """Every chunk of ``claimed`` at once: (chunks, failures, processed rows). For tests and
+    tools; the worker streams with :class:`ChunkStream`."""
+    stream = ChunkStream(vectorizer, list(claimed))
+    chunks: list[PreparedChunk] = []
+    failures: list[ItemFailure] = []
+    while not stream.exhausted:
+        group = stream.next_group(1 << 30)
+        chunks.extend(group.chunks)
+        failures.extend(group.failures)
+    return chunks, failures, stream.processed

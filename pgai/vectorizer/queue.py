@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any
 
 from pgai.database import DbConnection, quote_ident, quote_qualified
-from pgai.vectorizer.config import Vectorizer
+from pgai.vectorizer.config import TableDestination, Vectorizer
 
 #: Queue columns (pgai's names): failures so far, and the earliest time of the next claim.
 ATTEMPTS_COLUMN = "loading_retries"
@@ -36,6 +36,9 @@ class ClaimedRow:
     pk: tuple[Any, ...]
     attempts: int
     row: dict[str, Any] | None
+    #: whether the target table holds chunks of this key (always False for a column
+    #: destination): rows embedded for the first time need no lookup or deletion of old chunks
+    has_chunks: bool = False
 
 
 class QueueStatements:
@@ -62,6 +65,12 @@ class QueueStatements:
             f"{_literal(c)}, {quote_ident(c)}" for c in self.vectorizer.pk_names_key_order
         )
         order = ", ".join(f"l.{quote_ident(c)}" for c in self.pk)
+        destination = self.vectorizer.config.destination
+        if isinstance(destination, TableDestination):
+            target = quote_qualified(destination.target_schema, destination.target_table)
+            has_chunks = f"EXISTS (SELECT FROM {target} t WHERE {self._match('t', 'l')})"
+        else:
+            has_chunks = "false"
         # Duplicate queue rows of one key are grouped (not DISTINCT on the attempt count too,
         # which would let one key be processed twice in a batch).
         return f"""
@@ -83,7 +92,7 @@ class QueueStatements:
             WHERE l.locked AND {self._match("q", "l")}
         )
         SELECT {", ".join(f"l.{quote_ident(c)} AS {quote_ident('__pk_' + c)}" for c in self.pk)},
-               l.{ATTEMPTS_COLUMN} AS "__attempts", s.*
+               l.{ATTEMPTS_COLUMN} AS "__attempts", {has_chunks} AS "__has_chunks", s.*
         FROM locked_items l
         LEFT JOIN LATERAL (
             SELECT * FROM {self.source} s WHERE {self._match("s", "l")} LIMIT 1
@@ -100,8 +109,9 @@ class QueueStatements:
             values = dict(record.items())
             pk = tuple(values.pop("__pk_" + c) for c in self.pk)
             attempts = int(values.pop("__attempts"))
+            has_chunks = bool(values.pop("__has_chunks"))
             exists = values.get(self.pk[0]) is not None
-            claimed.append(ClaimedRow(pk=pk, attempts=attempts, row=values if exists else None))
+            claimed.append(ClaimedRow(pk, attempts, values if exists else None, has_chunks))
         return claimed
 
     @cached_property

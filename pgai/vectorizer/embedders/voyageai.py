@@ -10,13 +10,13 @@ more request, one planned too large would fail the batch.
 
 from __future__ import annotations
 
-import base64
 import math
 import os
 import struct
 from typing import Any
 
 import httpx
+import pybase64
 
 from pgai.vectorizer.config import VoyageAIEmbedding
 from pgai.vectorizer.embedders.base import Embedder, RetryPolicy, response_json
@@ -58,7 +58,7 @@ def decode_base64_embedding(data: str, dtype: str | None) -> list[float]:
     code = _BASE64_DTYPES.get(dtype or "float")
     if code is None:
         raise ValueError(f"unknown output_dtype {dtype!r}")
-    raw = base64.b64decode(data, validate=True)
+    raw = pybase64.b64decode(data, validate=True)
     size = struct.calcsize(code)
     if len(raw) % size:
         raise ValueError(f"{len(raw)} bytes is not a whole number of {dtype or 'float'} values")
