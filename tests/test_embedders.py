@@ -198,6 +198,23 @@ async def test_openai_requests_stay_under_300k_tokens_counted_both_ways(
         assert sum(cost(t) for t in sent) + cost(following[0]) > MAX_REQUEST_TOKENS
 
 
+async def test_openai_splits_a_few_requests_worth_by_bytes_without_tokenizing(
+    provider: FakeProvider, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_tokenizer(model: str) -> None:
+        raise AssertionError(f"the {model} tokenizer was loaded")
+
+    monkeypatch.setattr("pgai.vectorizer.embedders.openai.encoding_for_model", no_tokenizer)
+    # 2.5 requests' worth of bytes (a byte is at most a token), English-like text
+    texts = [f"{i} " + "a few plain words " * 55 for i in range(760)]
+    assert sum(map(len, texts)) > 2.5 * MAX_REQUEST_TOKENS
+    vectors = await openai(provider, client).embed(texts)
+    assert vectors == [fake_vector(t, DIMS) for t in texts]
+    sent = [r.body["input"] for r in provider.embedding_requests()]
+    assert len(sent) == 3
+    assert all(sum(len(t) for t in inputs) <= MAX_REQUEST_TOKENS for inputs in sent)
+
+
 async def test_voyage_requests_stay_under_the_model_token_cap(
     provider: FakeProvider, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -50,6 +50,12 @@ class ItemFailure:
     step: str
     error: Exception
 
+    def __post_init__(self) -> None:
+        # Only the message is reported. The traceback would reference the frames that caught
+        # the error, and through their locals the batch's chunks and vectors: a reference
+        # cycle that keeps them alive until the garbage collector's next full pass.
+        self.error.__traceback__ = None
+
 
 @dataclass
 class ChunkGroup:
@@ -111,6 +117,7 @@ class ChunkStream:
         #: characters of text to chunk, to tell a small batch from a large one
         self.text_chars = sum(_length((item.row or {}).get(self._column)) for item in self._rows)
         self._current: Iterator[PreparedChunk] | None = None
+        self._peeked: PreparedChunk | None = None
         self._current_row: tuple[tuple[Any, ...], int] = ((), 0)
         #: rows whose chunks were all made (rows of no chunk included), in order
         self.processed: list[tuple[Any, ...]] = []
@@ -119,7 +126,7 @@ class ChunkStream:
 
     @property
     def exhausted(self) -> bool:
-        return self._current is None and not self._rows
+        return self._peeked is None and self._current is None and not self._rows
 
     def next_group(
         self, limit: int, stored: Container[tuple[tuple[Any, ...], str]] = ()
@@ -129,26 +136,33 @@ class ChunkStream:
         group = ChunkGroup()
         fresh = 0
         while fresh < limit:
-            if self._current is None:
-                if not self._rows:
-                    break
-                self._current = self._start(self._rows.popleft(), group.failures)
-                continue
-            pk, attempts = self._current_row
-            try:
-                chunk = next(self._current)
-            except StopIteration:
-                self.processed.append(pk)
-                self._current = None
-                continue
-            except Exception as exc:  # noqa: BLE001 - a row's failure is that row's alone
-                group.failures.append(ItemFailure(pk, attempts, "formatting", exc))
-                self._current = None
-                continue
+            chunk, self._peeked = self._peeked or self._advance(group.failures), None
+            if chunk is None:
+                break
             group.chunks.append(chunk)
             if (chunk.pk, chunk.text) not in stored:
                 fresh += 1
+        else:
+            # look one chunk ahead, so that `exhausted` tells whether another group follows
+            self._peeked = self._advance(group.failures)
         return group
+
+    def _advance(self, failures: list[ItemFailure]) -> PreparedChunk | None:
+        """The batch's next chunk; None once every row is done."""
+        while True:
+            if self._current is None:
+                if not self._rows:
+                    return None
+                self._current = self._start(self._rows.popleft(), failures)
+                continue
+            pk, attempts = self._current_row
+            try:
+                return next(self._current)
+            except StopIteration:
+                self.processed.append(pk)
+            except Exception as exc:  # noqa: BLE001 - a row's failure is that row's alone
+                failures.append(ItemFailure(pk, attempts, "formatting", exc))
+            self._current = None
 
     def _start(
         self, item: ClaimedRow, failures: list[ItemFailure]

@@ -10,6 +10,8 @@ and carries on embedding.
 from __future__ import annotations
 
 import logging
+import math
+import time
 from datetime import timedelta
 
 import anyio
@@ -18,6 +20,9 @@ import asyncpg
 from pgai.database import DbConnection
 
 log = logging.getLogger("pgai.vectorizer.tracking")
+
+#: Seconds between two writes of a vectorizer's successes to ai.vectorizer_worker_progress.
+PROGRESS_INTERVAL = 1.0
 
 _TRACKING_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
@@ -38,6 +43,9 @@ class WorkerTracking:
         self._successes = 0
         self._errors = 0
         self._last_error: str | None = None
+        #: successes per vectorizer not written yet, and when each was last written
+        self._pending_progress: dict[int, int] = {}
+        self._progress_written: dict[int, float] = {}
 
     @property
     def enabled(self) -> bool:
@@ -69,6 +77,7 @@ class WorkerTracking:
     async def heartbeat(self) -> None:
         if not self.enabled:
             return
+        await self.flush_progress()
         successes, errors, message = self._successes, self._errors, self._last_error
         self._successes, self._errors, self._last_error = 0, 0, None
         try:
@@ -105,13 +114,42 @@ class WorkerTracking:
         rows: int,
         error_message: str | None = None,
     ) -> None:
-        """Record a batch's outcome for its vectorizer (outside the batch's transaction)."""
+        """Record a batch's outcome for its vectorizer. Successes are written at most once per
+        PROGRESS_INTERVAL per vectorizer (the rest on the next heartbeat and on the way out),
+        after the batch's commit: one row takes every batch's update, and writing it inside
+        each batch's transaction made concurrent batches queue for its lock."""
         if error_message is None:
             self.count_success(rows)
+            pending = self._pending_progress.get(vectorizer_id, 0) + rows
+            now = time.monotonic()
+            if now - self._progress_written.get(vectorizer_id, -math.inf) < PROGRESS_INTERVAL:
+                self._pending_progress[vectorizer_id] = pending
+                return
+            self._pending_progress.pop(vectorizer_id, None)
+            self._progress_written[vectorizer_id] = now
+            rows = pending
         else:
             self.count_error(error_message)
         if not self.enabled:
             return
+        await self._write_progress(conn, vectorizer_id, rows, error_message)
+
+    async def flush_progress(self) -> None:
+        """Write the successes not written yet."""
+        pending, self._pending_progress = self._pending_progress, {}
+        if not pending or not self.enabled:
+            return
+        try:
+            async with self.pool.acquire() as conn:
+                for vectorizer_id, rows in pending.items():
+                    self._progress_written[vectorizer_id] = time.monotonic()
+                    await self._write_progress(conn, vectorizer_id, rows, None)
+        except _TRACKING_ERRORS as exc:
+            log.warning("progress not recorded: %s", exc)
+
+    async def _write_progress(
+        self, conn: DbConnection, vectorizer_id: int, rows: int, error_message: str | None
+    ) -> None:
         try:
             await conn.execute(
                 "SELECT ai._worker_progress($1::uuid, $2, $3, $4)",

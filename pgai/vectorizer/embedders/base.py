@@ -88,7 +88,7 @@ def _no_float32_exponent_all_ones(vector: array[float]) -> bool:
     """True when no float32 of ``vector`` can be NaN or infinite, looking at bytes only: those
     need an exponent of all ones, so a high byte of 0x7f or 0xff. Embeddings (|x| <= 1) never
     have one, and summing 768 floats costs ten times more than this."""
-    high = memoryview(vector).cast("B")[3 if sys.byteorder == "little" else 0 :: 4].tobytes()
+    high = vector.tobytes()[3 if sys.byteorder == "little" else 0 :: 4]
     return b"\x7f" not in high and b"\xff" not in high
 
 
