@@ -1,13 +1,17 @@
 """Templates render row values exactly as pgai 0.12.1 (psycopg + str()) does."""
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pgai.vectorizer.formatting import (
+    compile_template,
     format_chunk,
     format_chunk_value,
     render_value,
@@ -167,3 +171,47 @@ def test_columns_the_template_does_not_read_are_not_rendered() -> None:
             raise AssertionError("rendered a column the template does not read")
 
     assert format_chunk("$title: $chunk", "c", {"title": "T", "blob": Unprintable()}) == "T: c"
+
+
+# -- compile_template: the worker's formatter ---------------------------------------------------
+@settings(max_examples=300, deadline=None)
+@given(
+    template=st.lists(
+        st.sampled_from(
+            [
+                "$chunk",
+                "${chunk}",
+                "$title",
+                "${title}",
+                "$id",
+                "$$",
+                "$missing",
+                "$",
+                "$1x",
+                " : ",
+                "text",
+                "\n",
+                "{",
+                "}",
+                "$title_",
+            ]
+        ),
+        max_size=8,
+    ).map("".join),
+    chunk=st.text(max_size=20),
+    row=st.fixed_dictionaries(
+        {"id": st.integers(), "title": st.one_of(st.none(), st.text(max_size=10))},
+        optional={"title_": st.booleans(), "chunk": st.just("collides")},
+    ),
+)
+def test_a_compiled_template_formats_exactly_as_format_chunk(
+    template: str, chunk: str, row: dict[str, object]
+) -> None:
+    def outcome(run: Callable[[], str]) -> tuple[str, object]:
+        try:
+            return ("ok", run())
+        except (KeyError, ValueError) as exc:
+            return (type(exc).__name__, str(exc))
+
+    expected = outcome(lambda: format_chunk(template, chunk, row))
+    assert outcome(lambda: compile_template(template)(row)(chunk)) == expected

@@ -104,26 +104,30 @@ def test_a_row_failing_at_any_step_fails_alone() -> None:
     assert stream.empty == [(4,)]
 
 
-def test_a_chunk_failing_to_format_midway_fails_its_row() -> None:
-    class Flaky:
-        """A column value whose rendering breaks on the third chunk of its row."""
+def test_a_chunk_failing_to_format_midway_fails_its_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def flaky_formatter(_formatting: object) -> Any:
+        """Formats two chunks of a row, then breaks."""
 
-        calls = 0
+        def bind(row: dict[str, Any]) -> Any:
+            calls = iter(range(100))
+            return lambda chunk: chunk if next(calls) < 2 else 1 / 0
 
-        def __str__(self) -> str:
-            Flaky.calls += 1
-            if Flaky.calls > 2:
-                raise RuntimeError("cannot render")
-            return "flaky"
+        return bind
 
-    claimed = [row(1, paragraphs(1, 5), title=Flaky()), row(2, paragraphs(2, 1))]
+    monkeypatch.setattr("pgai.vectorizer.pipeline.make_formatter", flaky_formatter)
+    claimed = [row(1, paragraphs(1, 5)), row(2, paragraphs(2, 1))]
     stream = ChunkStream(vectorizer(), claimed)
     first = stream.next_group(2)
     assert [c.chunk_seq for c in first.chunks] == [0, 1]
     second = stream.next_group(2)
     assert stream.exhausted
     # the row fails when its third chunk is made (looking ahead of the first group)
-    assert [(f.pk, f.step) for f in [*first.failures, *second.failures]] == [((1,), "formatting")]
+    failures = [*first.failures, *second.failures]
+    assert [(f.pk, f.step, type(f.error)) for f in failures] == [
+        ((1,), "formatting", ZeroDivisionError)
+    ]
     assert [c.pk for c in second.chunks] == [(2,)]
     assert stream.processed == [(2,)]
 

@@ -9,10 +9,11 @@ to stay the same when they switch workers.
 """
 
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, tzinfo
 
 __all__ = [
+    "compile_template",
     "format_chunk",
     "format_chunk_value",
     "render_value",
@@ -48,6 +49,57 @@ def format_chunk(
         return string.Template(template).substitute(values)
     except ValueError as error:
         raise ValueError(f"{error} ({_invalid_placeholder(template)!r}): {_DOLLAR_HINT}") from error
+
+
+def compile_template(
+    template: str, *, session_timezone: tzinfo | None = None
+) -> Callable[[Mapping[str, object]], Callable[[str], str]]:
+    """:func:`format_chunk` for many chunks of the same rows: the template is parsed once, a
+    row's columns are rendered once per row (not once per chunk), and a chunk is a join.
+
+    ``compile_template(t)(row)(chunk) == format_chunk(t, chunk, row)``, errors included: the
+    row's errors (a missing column, a column named ``chunk``) are raised by ``(row)``, and a
+    template with an invalid placeholder formats each chunk with :func:`format_chunk`, which
+    reports it.
+    """
+    parts: list[tuple[str, str | None]] = []  # (literal text, or None and a column name)
+    position = 0
+    for match in string.Template.pattern.finditer(template):
+        if match.group("invalid") is not None:
+            return lambda row: (
+                lambda chunk: format_chunk(template, chunk, row, session_timezone=session_timezone)
+            )
+        parts.append((template[position : match.start()], None))
+        name = match.group("named") or match.group("braced")
+        parts.append(("$", None) if name is None else ("", name))
+        position = match.end()
+    parts.append((template[position:], None))
+
+    def bind(row: Mapping[str, object]) -> Callable[[str], str]:
+        if "chunk" in row:
+            format_chunk(template, "", row)  # raises the collision error
+        pieces: list[str] = []
+        slots: list[int] = []
+        for literal, name in parts:
+            if name == "chunk":
+                slots.append(len(pieces))
+                pieces.append("")
+            elif name is not None:
+                pieces.append(render_value(row[name], session_timezone=session_timezone))
+            elif literal:
+                pieces.append(literal)
+        if not slots:
+            text = "".join(pieces)
+            return lambda _chunk: text
+
+        def fill(chunk: str) -> str:
+            for slot in slots:
+                pieces[slot] = chunk
+            return "".join(pieces)
+
+        return fill
+
+    return bind
 
 
 def format_chunk_value(chunk: str) -> str:

@@ -26,7 +26,7 @@ from pgai.vectorizer.config import (
     RecursiveCharacterTextSplitter,
     Vectorizer,
 )
-from pgai.vectorizer.formatting import format_chunk, format_chunk_value, template_placeholders
+from pgai.vectorizer.formatting import compile_template, format_chunk_value, template_placeholders
 from pgai.vectorizer.loading import load_column
 from pgai.vectorizer.parsing import parse
 from pgai.vectorizer.queue import ATTEMPTS_COLUMN, ClaimedRow
@@ -87,11 +87,11 @@ def make_splitter(chunking: Chunking) -> Callable[[str], list[str]]:
     return split_none
 
 
-def make_formatter(formatting: Formatting) -> Callable[[str, dict[str, Any]], str]:
+def make_formatter(formatting: Formatting) -> Callable[[dict[str, Any]], Callable[[str], str]]:
+    """The formatter a config asks for: given a row, the function of its chunks."""
     if isinstance(formatting, ChunkValue):
-        return lambda chunk, _row: format_chunk_value(chunk)
-    template = formatting.template
-    return lambda chunk, row: format_chunk(template, chunk, row)
+        return lambda _row: format_chunk_value
+    return compile_template(formatting.template)
 
 
 class ChunkStream:
@@ -185,24 +185,27 @@ class ChunkStream:
                 del text
             if not self._keep_column:
                 row.pop(self._column, None)
+            if not pieces:
+                self.processed.append(item.pk)
+                self.empty.append(item.pk)
+                return None
             step = "formatting"
-            first = self._format(pieces[0], row) if pieces else None
+            # the row's values are rendered here, once: its chunks are only joined in
+            format_piece = self._format(row)
+            first = format_piece(pieces[0])
         except Exception as exc:  # noqa: BLE001 - any failure of one row is that row's failure
             failures.append(ItemFailure(item.pk, item.attempts, step, exc))
             return None
-        if first is None:
-            self.processed.append(item.pk)
-            self.empty.append(item.pk)
-            return None
-        return self._formatted(item.pk, pieces, first, row)
+        return self._formatted(item.pk, pieces, first, format_piece)
 
+    @staticmethod
     def _formatted(
-        self, pk: tuple[Any, ...], pieces: list[str], first: str, row: dict[str, Any]
+        pk: tuple[Any, ...], pieces: list[str], first: str, format_piece: Callable[[str], str]
     ) -> Iterator[PreparedChunk]:
         yield PreparedChunk(pk, 0, first)
         for seq in range(1, len(pieces)):
             piece, pieces[seq] = pieces[seq], ""
-            yield PreparedChunk(pk, seq, self._format(piece, row))
+            yield PreparedChunk(pk, seq, format_piece(piece))
 
 
 def _length(value: object) -> int:
