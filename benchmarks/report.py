@@ -219,7 +219,8 @@ def render(
         "the end of a fixed window.",
         "- Provider floor: the requests our worker sent in the CPU-bound run, replayed over one "
         "keep-alive connection with no database. Database floor: the chunks our worker stored, "
-        "binary-COPYed with precomputed vectors into a fresh clone's target table.",
+        "binary-COPYed with precomputed vectors into a fresh clone's target table in one "
+        "transaction: the fastest of three tries (one try varies by a third on this machine).",
         f"- Sizes: latency-bound runs use the first {min(settings.rows, settings.latency_rows):,} "
         f"rows and the rate-limited runs {min(settings.rows, settings.ratelimit_rows):,} (so "
         "the whole benchmark stays under 15 minutes: pgai at 200 ms and its defaults embeds "

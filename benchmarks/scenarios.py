@@ -33,6 +33,9 @@ from benchmarks.database import (
 from benchmarks.provider import ProviderClient, estimate_tokens, replay
 from benchmarks.workers import Measured, RunningWorker, WorkerCommand, run_once
 
+#: Database-floor measurements per run; the fastest is the floor.
+FLOOR_TRIES = 3
+
 SCENARIOS = ("cpu", "latency", "ratelimit", "freshness", "memory", "cost")
 OURS, REFERENCE = "ours", "reference"
 
@@ -323,16 +326,24 @@ class Bench:
             self.log(f"    provider floor: {seconds:.1f} s, {rows / seconds:.0f} rows/s")
             del recorded
             chunks = await stored_chunks(self._backfills[("pinned", OURS)][1])
-            floor_db = await self.db.clone(OURS, rows, self.provider.url, PINNED)
-            db_cpu = self.db.cpu_seconds()
-            seconds = await database_floor(floor_db, chunks)
-            floor_cpu = self._cpu_delta(db_cpu)
-            await self.db.drop(floor_db)
+            # A floor is the best the database can do: the fastest of a few tries (one try
+            # measured anywhere from 3.0 to 4.0 s here, and a slow one flattered the workers)
+            tries: list[tuple[float, float | None]] = []
+            for _ in range(FLOOR_TRIES):
+                floor_db = await self.db.clone(OURS, rows, self.provider.url, PINNED)
+                db_cpu = self.db.cpu_seconds()
+                seconds = await database_floor(floor_db, chunks)
+                tries.append((seconds, self._cpu_delta(db_cpu)))
+                await self.db.drop(floor_db)
+            seconds, floor_cpu = min(tries, key=lambda t: t[0])
             db_floor = Run("cpu", "database floor", "COPY precomputed vectors", rows)
             db_floor.seconds = seconds
             db_floor.db_cpu_seconds = floor_cpu
             db_floor.provider = {"inputs": len(chunks)}
-            db_floor.note = "binary COPY of the same chunks into the same target table"
+            db_floor.note = (
+                "binary COPY of the same chunks into the same target table; the fastest of "
+                f"{FLOOR_TRIES} tries ({', '.join(f'{t:.1f}' for t, _ in tries)} s)"
+            )
             self.runs.append(db_floor)
             self.log(f"    database floor: {seconds:.1f} s, {rows / seconds:.0f} rows/s")
             del chunks
