@@ -155,3 +155,27 @@ def edit_one_paragraph(body: str, seed: int) -> str:
     index = int(generator.rng.random() * len(paragraphs))
     paragraphs[index] = generator.paragraph()
     return "\n\n".join(paragraphs)
+
+
+def edit_one_sentence(body: str, seed: int) -> str:
+    """``body`` with one sentence of one paragraph rewritten."""
+    generator = TextGenerator(seed)
+    paragraphs = body.split("\n\n")
+    index = int(generator.rng.random() * len(paragraphs))
+    sentences = paragraphs[index].split(". ")
+    which = int(generator.rng.random() * len(sentences))
+    sentences[which] = generator.sentence().rstrip(".?!")
+    paragraphs[index] = ". ".join(sentences)
+    return "\n\n".join(paragraphs)
+
+
+def edit_one_word(body: str, seed: int) -> str:
+    """``body`` with one word of one paragraph replaced by another (a typo fixed)."""
+    generator = TextGenerator(seed)
+    paragraphs = body.split("\n\n")
+    index = int(generator.rng.random() * len(paragraphs))
+    words = paragraphs[index].split(" ")
+    which = int(generator.rng.random() * len(words))
+    words[which] = generator._pick(_NOUNS)
+    paragraphs[index] = " ".join(words)
+    return "\n\n".join(paragraphs)
