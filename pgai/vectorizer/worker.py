@@ -100,8 +100,9 @@ NOTIFY_CHANNEL = "ai_vectorizer_queued"
 _TRIGGER_NAME = re.compile(r"_vectorizer_src_trg_(\d+)")
 
 RECORDING_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, asyncpg.PostgresError)
-#: The savepoint a batch's writes sit in.
+#: The savepoint a batch's writes sit in, and the one of a long document's parts within it.
 _SAVEPOINT = "pgai_batch"
+_ROW_SAVEPOINT = "pgai_document"
 
 #: What releasing or rolling back a broken connection may raise.
 CLEANUP_ERRORS: tuple[type[BaseException], ...] = (*RECORDING_ERRORS, TimeoutError)
@@ -585,10 +586,10 @@ class _Batch:
     stored: dict[tuple[tuple[Any, ...], str], Sequence[float]] = field(default_factory=dict)
     failures: list[ItemFailure] = field(default_factory=list)
     failed: set[tuple[Any, ...]] = field(default_factory=set)
-    #: rows whose old chunks are deleted and whose first new ones are written
-    started: set[tuple[Any, ...]] = field(default_factory=set)
-    #: failed rows whose partly written chunks were deleted again
-    dropped: set[tuple[Any, ...]] = field(default_factory=set)
+    #: a long document partly written, in a savepoint of its own (see _write_pending), and
+    #: what its written parts added to the counters below
+    open_row: tuple[Any, ...] | None = None
+    open_row_counts: tuple[int, int, int] = (0, 0, 0)
     #: the last embedded group, not yet written: (its chunks, the fresh ones' vectors)
     pending: tuple[list[PreparedChunk], list[EmbeddedChunk]] | None = None
     processed: list[tuple[Any, ...]] = field(default_factory=list)
@@ -679,7 +680,11 @@ class BatchProcessor:
         try:
             outcome, batch = await self._head(conn)
             if batch is not None:
-                await tail_done.wait()
+                try:
+                    await tail_done.wait()
+                except BaseException:  # cancelled: the batch was never handed over
+                    await _rollback_or_drop(conn)
+                    raise
                 tail_done = anyio.Event()
                 tails.start_soon(self._tail, batch, tail_done)
                 handed_off = True
@@ -750,7 +755,10 @@ class BatchProcessor:
         A chunk whose formatted text the row already has keeps its stored vector: same text,
         same vectorizer, hence same model and dimensions."""
         stream = ChunkStream(self.vectorizer, claimed)  # takes the rows over
-        lookup = sorted((pk for pk in batch.has_chunks if pk not in set(batch.gone)), key=repr)
+        # the stream's own lists, filled as it goes
+        batch.processed, batch.empty = stream.processed, stream.empty
+        gone = set(batch.gone)
+        lookup = sorted((pk for pk in batch.has_chunks if pk not in gone), key=repr)
         if lookup:
             await self._savepoint(batch)
             batch.stored = await self.writer.stored_embeddings(batch.conn, lookup)
@@ -775,36 +783,84 @@ class BatchProcessor:
             if batch.pending is not None:
                 await self._write_pending(batch)
             batch.pending = (group.chunks, embedded)
-        batch.processed = stream.processed
-        batch.empty = stream.empty
 
     async def _write_pending(self, batch: _Batch) -> None:
-        """Write the pending group: a row's old chunks are deleted just before its first new
-        ones are written, so a row that fails keeps its old chunks (unless it failed after a
-        first part of a long document was written: then it has none until its retry)."""
+        """Write the pending group. A row's old chunks are deleted just before its new ones are
+        written, so a row that fails keeps its old chunks.
+
+        A long document spread over several groups is written in a savepoint of its own: it is
+        the last row of the group where it starts, the only row of the groups in between and
+        the first of the group where it ends, so nothing else is written inside that savepoint.
+        When a later part fails, rolling back to it undoes that document's writes alone, and
+        its old chunks are back until its retry."""
         assert batch.pending is not None
         chunks, embedded = batch.pending
         batch.pending = None
         conn, failed = batch.conn, batch.failed
         await self._savepoint(batch)
-        lost = sorted(failed & batch.started - batch.dropped, key=repr)
-        await self.writer.delete_old_chunks(conn, lost)
-        batch.dropped.update(lost)
-        rows = [pk for pk in dict.fromkeys(c.pk for c in chunks) if pk not in failed]
-        await self.writer.delete_old_chunks(
-            conn, [pk for pk in rows if pk not in batch.started and pk in batch.has_chunks]
-        )
-        batch.started.update(rows)
-        reused = [
-            EmbeddedChunk(c.pk, c.chunk_seq, c.text, batch.stored[(c.pk, c.text)])
-            for c in chunks
-            if c.pk not in failed and (c.pk, c.text) in batch.stored
-        ]
-        kept = [c for c in embedded if c.pk not in failed]
-        await self.writer.write(conn, [*kept, *reused])
-        batch.sent_bytes += sum(len(c.chunk.encode("utf-8")) for c in kept)
-        batch.fresh_chunks += len(kept)
-        batch.reused_chunks += len(reused)
+        if batch.open_row is not None and batch.open_row in failed:
+            await conn.execute(
+                f"ROLLBACK TO SAVEPOINT {_ROW_SAVEPOINT}; RELEASE SAVEPOINT {_ROW_SAVEPOINT}"
+            )
+            sent, fresh, reused = batch.open_row_counts
+            batch.sent_bytes -= sent
+            batch.fresh_chunks -= fresh
+            batch.reused_chunks -= reused
+            batch.open_row = None
+        vectors = {(c.pk, c.chunk_seq): c for c in embedded}
+        by_row: dict[tuple[Any, ...], list[EmbeddedChunk]] = {}
+        for chunk in chunks:
+            if chunk.pk in failed:
+                continue
+            out = vectors.get((chunk.pk, chunk.chunk_seq))
+            if out is None:  # not sent: its vector is the one stored for the same text
+                out = EmbeddedChunk(
+                    chunk.pk, chunk.chunk_seq, chunk.text, batch.stored[(chunk.pk, chunk.text)]
+                )
+            by_row.setdefault(chunk.pk, []).append(out)
+        rows = list(by_row)
+        continuing = rows[-1] if rows and rows[-1] not in set(batch.processed) else None
+        open_row = batch.open_row
+        if open_row is not None and open_row in by_row:
+            # the next part of the open document (first in the group)
+            await self._write_rows(batch, by_row.pop(open_row), open_row=True)
+            if open_row != continuing:
+                await conn.execute(f"RELEASE SAVEPOINT {_ROW_SAVEPOINT}")
+                batch.open_row = None
+        if continuing is not None and continuing != open_row:
+            starting = by_row.pop(continuing)
+        else:
+            starting = []
+        complete = list(by_row)
+        await self.writer.delete_old_chunks(conn, [pk for pk in complete if pk in batch.has_chunks])
+        await self._write_rows(batch, [c for pk in complete for c in by_row[pk]])
+        if starting:
+            assert continuing is not None
+            await conn.execute(f"SAVEPOINT {_ROW_SAVEPOINT}")
+            batch.open_row, batch.open_row_counts = continuing, (0, 0, 0)
+            if continuing in batch.has_chunks:
+                await self.writer.delete_old_chunks(conn, [continuing])
+            await self._write_rows(batch, starting, open_row=True)
+
+    async def _write_rows(
+        self, batch: _Batch, chunks: list[EmbeddedChunk], open_row: bool = False
+    ) -> None:
+        """Write chunks and count them (for an open document, apart too: a rollback of its
+        savepoint takes its counts back)."""
+        await self.writer.write(batch.conn, chunks)
+        fresh = [c for c in chunks if (c.pk, c.chunk) not in batch.stored]
+        sent = sum(len(c.chunk.encode("utf-8")) for c in fresh)
+        reused = len(chunks) - len(fresh)
+        batch.sent_bytes += sent
+        batch.fresh_chunks += len(fresh)
+        batch.reused_chunks += reused
+        if open_row:
+            sent_before, fresh_before, reused_before = batch.open_row_counts
+            batch.open_row_counts = (
+                sent_before + sent,
+                fresh_before + len(fresh),
+                reused_before + reused,
+            )
 
     async def _tail(self, batch: _Batch, done: anyio.Event) -> None:
         """Finish a batch in the background: its last write, the bookkeeping, the commit."""
