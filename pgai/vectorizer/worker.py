@@ -4,7 +4,8 @@
 
     Worker.run()                 owns one asyncpg pool, one httpx.AsyncClient, the poll loop
     ├── VectorizerRunner (id 1)  re-reads its config every cycle, owns its embedder and SQL
-    │   └── N worker coroutines  claim → prepare → embed → write → commit, until the queue is empty
+    │   └── N worker coroutines  claim → chunk → embed → write → commit, until the queue is empty
+    │       └── a batch's tail   its last write and commit, while the coroutine claims the next
     └── VectorizerRunner (id 2)  ... all vectorizers run at the same time
 
 Everything runs in anyio task groups: no task outlives ``run()``. A graceful shutdown stops
