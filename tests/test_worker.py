@@ -617,3 +617,13 @@ async def test_long_documents_are_embedded_and_written_a_group_at_a_time(
     )
     assert after == before
     assert "part 8 POISON" not in [r["chunk"] for r in after]
+
+    # once the provider takes it, the retry re-embeds the whole document over several groups,
+    # each part once, none of the first groups' parts lost when the later ones are written
+    provider.fail_inputs_containing.clear()
+    await conn.execute("UPDATE ai._vectorizer_q_1 SET loading_retry_after = NULL")
+    await make_worker(db_url).run()
+    rows = await conn.fetch(
+        "SELECT chunk_seq, chunk FROM book_embedding_store WHERE id = 1 ORDER BY chunk_seq"
+    )
+    assert [(r["chunk_seq"], r["chunk"]) for r in rows] == list(enumerate(long_doc))

@@ -15,7 +15,7 @@ import pytest
 
 from pgai.vectorizer.pipeline import PreparedChunk
 from pgai.vectorizer.writer import EmbeddedChunk
-from tests.fake_provider import FakeProvider, RecordedRequest
+from tests.fake_provider import FakeProvider, RecordedRequest, fake_vector
 from tests.worker_support import DIMS, make_worker
 
 
@@ -166,3 +166,67 @@ async def test_no_reference_cycle_keeps_a_batch_alive(
         gc.enable()
     ids = await conn.fetch("SELECT DISTINCT id FROM essay_embedding_store ORDER BY id")
     assert [r["id"] for r in ids] == [i for i in range(1, 31) if i != 7]
+
+
+async def test_re_embedding_documents_spread_over_groups_keeps_every_chunk_right(
+    db_url: str,
+    conn: asyncpg.Connection,
+    provider: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Documents of 1 to 8 parts, in groups of 3 chunks to embed, batches of 5 rows: after
+    edits that keep some parts and change others, every row holds exactly its new chunks,
+    each with the vector of its own text (sent or reused)."""
+    monkeypatch.setattr("pgai.vectorizer.worker.GROUP_CHUNKS", 3)
+
+    def body(doc: int, version: int) -> str:
+        parts = [
+            f"document {doc} part {i} " + ("edited" if version and (i + doc) % 3 == 0 else "kept")
+            for i in range(1 + doc % 8)
+        ]
+        return "\n\n".join(parts)
+
+    await conn.execute("CREATE TABLE doc (id int PRIMARY KEY, body text)")
+    await conn.executemany("INSERT INTO doc VALUES ($1, $2)", [(d, body(d, 0)) for d in range(20)])
+    await conn.fetchval(
+        """
+        SELECT ai.create_vectorizer('doc'::regclass,
+            loading => ai.loading_column('body'),
+            embedding => ai.embedding_openai('text-embedding-3-small', $1, base_url => $2),
+            chunking => ai.chunking_character_text_splitter(20, 0, E'\\n\\n'),
+            processing => ai.processing_default(batch_size => 5, concurrency => 2))
+        """,
+        DIMS,
+        provider.url,
+    )
+
+    async def check(expected: dict[int, str]) -> None:
+        rows = await conn.fetch(
+            "SELECT id, chunk_seq, chunk, embedding::text AS e FROM doc_embedding_store "
+            "ORDER BY id, chunk_seq"
+        )
+        got: dict[int, list[str]] = {}
+        for r in rows:
+            assert r["chunk_seq"] == len(got.setdefault(r["id"], []))
+            got[r["id"]].append(r["chunk"])
+            vector = [float(x) for x in r["e"].strip("[]").split(",")]
+            assert vector == pytest.approx(fake_vector(r["chunk"], DIMS), rel=1e-6)
+        assert got == {d: text.split("\n\n") for d, text in expected.items() if text}
+
+    await make_worker(db_url).run()
+    await check({d: body(d, 0) for d in range(20)})
+
+    provider.requests.clear()
+    await conn.executemany(
+        "UPDATE doc SET body = $2 WHERE id = $1", [(d, body(d, 1)) for d in range(20)]
+    )
+    await conn.execute("UPDATE doc SET body = '' WHERE id = 7")
+    await conn.execute("DELETE FROM doc WHERE id = 15")
+    worker = make_worker(db_url)
+    await worker.run()
+    expected = {d: body(d, 1) for d in range(20) if d != 15}
+    expected[7] = ""
+    await check(expected)
+    edited = [p for d, text in expected.items() for p in text.split("\n\n") if "edited" in p]
+    assert sorted(provider.embedded_texts()) == sorted(edited)  # only the edited parts sent
+    assert worker.stats.reused_chunks > 0

@@ -782,12 +782,13 @@ class BatchProcessor:
             embedded, failures = await self._embed_isolating_poison_rows(fresh, batch.attempts)
             batch.fail(failures)
             if batch.pending is not None:
-                await self._write_pending(batch)
+                await self._write_pending(batch, following=group.chunks[0].pk)
             batch.pending = (group.chunks, embedded)
 
-    async def _write_pending(self, batch: _Batch) -> None:
-        """Write the pending group. A row's old chunks are deleted just before its new ones are
-        written, so a row that fails keeps its old chunks.
+    async def _write_pending(self, batch: _Batch, following: tuple[Any, ...] | None = None) -> None:
+        """Write the pending group; ``following`` is the row of the next group's first chunk. A
+        row's old chunks are deleted just before its new ones are written, so a row that fails
+        keeps its old chunks.
 
         A long document spread over several groups is written in a savepoint of its own: it is
         the last row of the group where it starts, the only row of the groups in between and
@@ -820,7 +821,8 @@ class BatchProcessor:
                 )
             by_row.setdefault(chunk.pk, []).append(out)
         rows = list(by_row)
-        continuing = rows[-1] if rows and rows[-1] not in set(batch.processed) else None
+        # the group's last row goes on in the next group
+        continuing = rows[-1] if rows and rows[-1] == following else None
         open_row = batch.open_row
         if open_row is not None and open_row in by_row:
             # the next part of the open document (first in the group)
