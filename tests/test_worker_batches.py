@@ -230,3 +230,55 @@ async def test_re_embedding_documents_spread_over_groups_keeps_every_chunk_right
     edited = [p for d, text in expected.items() for p in text.split("\n\n") if "edited" in p]
     assert sorted(provider.embedded_texts()) == sorted(edited)  # only the edited parts sent
     assert worker.stats.reused_chunks > 0
+
+
+async def test_a_batch_failing_after_some_groups_were_written_keeps_every_old_chunk(
+    db_url: str,
+    conn: asyncpg.Connection,
+    provider: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The provider fails (500, retries exhausted) on a late group of a long document, after
+    its first groups and a short row were written: the whole batch rolls back to its savepoint,
+    every row keeps its old chunks and goes back to the queue with an attempt counted."""
+    monkeypatch.setattr("pgai.vectorizer.worker.GROUP_CHUNKS", 3)
+    await conn.execute("CREATE TABLE book (id int PRIMARY KEY, body text)")
+    parts = [f"part {i} of the first edition" for i in range(10)]
+    await conn.execute("INSERT INTO book VALUES (1, 'a short row'), (2, $1)", "\n\n".join(parts))
+    await conn.fetchval(
+        """
+        SELECT ai.create_vectorizer('book'::regclass,
+            loading => ai.loading_column('body'),
+            embedding => ai.embedding_openai('text-embedding-3-small', $1, base_url => $2),
+            chunking => ai.chunking_character_text_splitter(40, 0, E'\\n\\n'))
+        """,
+        DIMS,
+        provider.url,
+    )
+    await make_worker(db_url).run()
+    snapshot = (
+        "SELECT id, chunk_seq, chunk, embedding::text FROM book_embedding_store ORDER BY 1, 2"
+    )
+    before = await conn.fetch(snapshot)
+    assert len(before) == 11
+
+    revised = [f"part {i} of the second edition" for i in range(10)]
+    revised[7] += " SERVERFAIL"
+    provider.fail_inputs_containing["SERVERFAIL"] = 500
+    await conn.execute("UPDATE book SET body = 'a short row, revised' WHERE id = 1")
+    await conn.execute("UPDATE book SET body = $1 WHERE id = 2", "\n\n".join(revised))
+    hour = timedelta(hours=1)
+    worker = make_worker(db_url, exit_on_error=False, retry_backoff=hour, max_retry_backoff=hour)
+    await worker.run()
+    assert len(provider.embedding_requests()) > 3  # groups were embedded before the failure
+    assert await conn.fetch(snapshot) == before
+    queued = await conn.fetch("SELECT id, loading_retries FROM ai._vectorizer_q_1 ORDER BY id")
+    assert [tuple(r) for r in queued] == [(1, 1), (2, 1)]
+    details = json.loads(await conn.fetchval("SELECT details FROM ai._vectorizer_errors"))
+    assert details["http_status"] == 500
+
+    provider.fail_inputs_containing.clear()
+    await conn.execute("UPDATE ai._vectorizer_q_1 SET loading_retry_after = NULL")
+    await make_worker(db_url).run()
+    rows = await conn.fetch(snapshot)
+    assert [r["chunk"] for r in rows] == ["a short row, revised", *revised]
