@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import itertools
 import json
+import random
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -282,3 +283,97 @@ async def test_a_batch_failing_after_some_groups_were_written_keeps_every_old_ch
     await make_worker(db_url).run()
     rows = await conn.fetch(snapshot)
     assert [r["chunk"] for r in rows] == ["a short row, revised", *revised]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_random_edits_leave_every_row_with_exactly_its_old_or_its_new_chunks(
+    db_url: str,
+    conn: asyncpg.Connection,
+    provider: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    seed: int,
+) -> None:
+    """Random documents, group sizes, batch sizes and edits (kept, changed, longer, shorter,
+    emptied, deleted, poisoned parts the provider rejects). After a run, a row holds exactly
+    its old chunks or exactly its new ones, never a mix or a gap; poisoned rows their old ones.
+    Once the poison is accepted, every row holds its new chunks."""
+    rng = random.Random(seed)
+    monkeypatch.setattr("pgai.vectorizer.worker.GROUP_CHUNKS", rng.choice([1, 2, 3, 5]))
+    words = ["alpha", "beta", "gamma", "delta", "omega"]
+
+    def document(doc: int) -> list[str]:
+        return [f"d{doc} {rng.choice(words)} {i}" for i in range(rng.randint(1, 9))]
+
+    old = {d: document(d) for d in range(1, 16)}
+    await conn.execute("CREATE TABLE doc (id int PRIMARY KEY, body text)")
+    await conn.executemany(
+        "INSERT INTO doc VALUES ($1, $2)", [(d, "\n\n".join(p)) for d, p in old.items()]
+    )
+    await conn.fetchval(
+        f"""
+        SELECT ai.create_vectorizer('doc'::regclass,
+            loading => ai.loading_column('body'),
+            embedding => ai.embedding_openai('text-embedding-3-small', $1, base_url => $2),
+            chunking => ai.chunking_character_text_splitter(12, 0, E'\\n\\n'),
+            processing => ai.processing_default(
+                batch_size => {rng.choice([1, 3, 7])}, concurrency => {rng.choice([1, 2])}))
+        """,
+        DIMS,
+        provider.url,
+    )
+
+    async def chunks() -> dict[int, list[str]]:
+        rows = await conn.fetch(
+            "SELECT id, chunk_seq, chunk, embedding::text AS e FROM doc_embedding_store "
+            "ORDER BY id, chunk_seq"
+        )
+        found: dict[int, list[str]] = {}
+        for r in rows:
+            assert r["chunk_seq"] == len(found.setdefault(r["id"], []))
+            found[r["id"]].append(r["chunk"])
+            vector = [float(x) for x in r["e"].strip("[]").split(",")]
+            assert vector == pytest.approx(fake_vector(r["chunk"], DIMS), rel=1e-6)
+        return found
+
+    await make_worker(db_url).run()
+    assert await chunks() == old
+
+    new: dict[int, list[str]] = {}
+    poisoned: set[int] = set()
+    for d, parts in old.items():
+        action = rng.choice(["keep", "change", "longer", "shorter", "empty", "delete", "poison"])
+        edited = list(parts)
+        if action == "change":
+            edited[rng.randrange(len(edited))] = f"d{d} changed"
+        elif action == "longer":
+            edited += [f"d{d} extra {i}" for i in range(rng.randint(1, 6))]
+        elif action == "shorter":
+            edited = edited[: rng.randint(0, len(edited) - 1)] or [f"d{d} only"]
+        elif action == "empty":
+            edited = []
+        elif action == "poison":
+            edited += [f"d{d} extra {i}" for i in range(rng.randint(0, 4))]
+            edited[rng.randrange(len(edited))] = f"d{d} POISON"
+            poisoned.add(d)
+        if action == "delete":
+            await conn.execute("DELETE FROM doc WHERE id = $1", d)
+            continue
+        new[d] = edited
+        if action != "keep":
+            await conn.execute("UPDATE doc SET body = $2 WHERE id = $1", d, "\n\n".join(edited))
+    provider.fail_inputs_containing["POISON"] = 400
+    hour = timedelta(hours=1)
+    await make_worker(db_url, exit_on_error=False, retry_backoff=hour, max_retry_backoff=hour).run()
+    found = await chunks()
+    for d in old:
+        if d not in new:
+            assert d not in found, f"deleted row {d} kept chunks"
+        elif d in poisoned:
+            assert found.get(d) == old[d], f"poisoned row {d} lost its old chunks"
+        else:
+            assert found.get(d, []) in (old[d], new[d]), f"row {d} is half-written"
+
+    provider.fail_inputs_containing.clear()
+    await conn.execute("UPDATE ai._vectorizer_q_1 SET loading_retry_after = NULL")
+    await make_worker(db_url).run()
+    assert await chunks() == {d: parts for d, parts in new.items() if parts}
