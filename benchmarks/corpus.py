@@ -9,7 +9,7 @@ same seed gives the same bytes on every machine and Python version (only
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 SEED = 20240611
@@ -77,6 +77,9 @@ class TextGenerator:
 
     def _pick(self, words: tuple[str, ...]) -> str:
         return words[int(self.rng.random() * len(words))]
+
+    def noun(self) -> str:
+        return self._pick(_NOUNS)
 
     def _noun_phrase(self) -> str:
         if self.rng.random() < 0.5:
@@ -148,34 +151,39 @@ def huge_text(megabytes: float, seed: int) -> str:
     return "\n\n".join(paragraphs)
 
 
-def edit_one_paragraph(body: str, seed: int) -> str:
-    """``body`` with one of its paragraphs replaced by a new one (the cost scenario's edit)."""
+def _edit_a_paragraph(body: str, seed: int, edit: Callable[[str, TextGenerator], str]) -> str:
+    """``body`` with one of its paragraphs, picked by ``seed``, passed through ``edit``."""
     generator = TextGenerator(seed)
     paragraphs = body.split("\n\n")
     index = int(generator.rng.random() * len(paragraphs))
-    paragraphs[index] = generator.paragraph()
+    paragraphs[index] = edit(paragraphs[index], generator)
     return "\n\n".join(paragraphs)
+
+
+def edit_one_paragraph(body: str, seed: int) -> str:
+    """``body`` with one of its paragraphs replaced by a new one (the cost scenario's edit)."""
+    return _edit_a_paragraph(body, seed, lambda _old, generator: generator.paragraph())
 
 
 def edit_one_sentence(body: str, seed: int) -> str:
     """``body`` with one sentence of one paragraph rewritten."""
-    generator = TextGenerator(seed)
-    paragraphs = body.split("\n\n")
-    index = int(generator.rng.random() * len(paragraphs))
-    sentences = paragraphs[index].split(". ")
-    which = int(generator.rng.random() * len(sentences))
-    sentences[which] = generator.sentence().rstrip(".?!")
-    paragraphs[index] = ". ".join(sentences)
-    return "\n\n".join(paragraphs)
+
+    def rewrite(paragraph: str, generator: TextGenerator) -> str:
+        sentences = paragraph.split(". ")
+        which = int(generator.rng.random() * len(sentences))
+        sentences[which] = generator.sentence().rstrip(".?!")
+        return ". ".join(sentences)
+
+    return _edit_a_paragraph(body, seed, rewrite)
 
 
 def edit_one_word(body: str, seed: int) -> str:
     """``body`` with one word of one paragraph replaced by another (a typo fixed)."""
-    generator = TextGenerator(seed)
-    paragraphs = body.split("\n\n")
-    index = int(generator.rng.random() * len(paragraphs))
-    words = paragraphs[index].split(" ")
-    which = int(generator.rng.random() * len(words))
-    words[which] = generator._pick(_NOUNS)
-    paragraphs[index] = " ".join(words)
-    return "\n\n".join(paragraphs)
+
+    def replace(paragraph: str, generator: TextGenerator) -> str:
+        words = paragraph.split(" ")
+        which = int(generator.rng.random() * len(words))
+        words[which] = generator.noun()
+        return " ".join(words)
+
+    return _edit_a_paragraph(body, seed, replace)

@@ -46,12 +46,20 @@ async def notes(conn: asyncpg.Connection, provider: FakeProvider) -> AsyncIterat
     yield vid
 
 
-async def stored(conn: asyncpg.Connection) -> dict[int, list[str]]:
-    rows = await conn.fetch("SELECT id, chunk FROM notes_embedding_store ORDER BY id, chunk_seq")
-    result: dict[int, list[str]] = {}
+async def stored(conn: asyncpg.Connection, table: str = "notes") -> dict[int, list[str]]:
+    """Each row's chunks in order, checking on the way that chunk_seq has no gap and that each
+    chunk has the vector of its own text."""
+    rows = await conn.fetch(
+        f"SELECT id, chunk_seq, chunk, embedding::text AS e FROM {table}_embedding_store "
+        "ORDER BY id, chunk_seq"
+    )
+    found: dict[int, list[str]] = {}
     for r in rows:
-        result.setdefault(r["id"], []).append(r["chunk"])
-    return result
+        assert r["chunk_seq"] == len(found.setdefault(r["id"], []))
+        found[r["id"]].append(r["chunk"])
+        vector = [float(x) for x in r["e"].strip("[]").split(",")]
+        assert vector == pytest.approx(fake_vector(r["chunk"], DIMS), rel=1e-6)
+    return found
 
 
 async def test_the_next_batch_is_embedded_while_the_previous_one_commits(
@@ -202,17 +210,8 @@ async def test_re_embedding_documents_spread_over_groups_keeps_every_chunk_right
     )
 
     async def check(expected: dict[int, str]) -> None:
-        rows = await conn.fetch(
-            "SELECT id, chunk_seq, chunk, embedding::text AS e FROM doc_embedding_store "
-            "ORDER BY id, chunk_seq"
-        )
-        got: dict[int, list[str]] = {}
-        for r in rows:
-            assert r["chunk_seq"] == len(got.setdefault(r["id"], []))
-            got[r["id"]].append(r["chunk"])
-            vector = [float(x) for x in r["e"].strip("[]").split(",")]
-            assert vector == pytest.approx(fake_vector(r["chunk"], DIMS), rel=1e-6)
-        assert got == {d: text.split("\n\n") for d, text in expected.items() if text}
+        found = await stored(conn, "doc")
+        assert found == {d: text.split("\n\n") for d, text in expected.items() if text}
 
     await make_worker(db_url).run()
     await check({d: body(d, 0) for d in range(20)})
@@ -323,17 +322,7 @@ async def test_random_edits_leave_every_row_with_exactly_its_old_or_its_new_chun
     )
 
     async def chunks() -> dict[int, list[str]]:
-        rows = await conn.fetch(
-            "SELECT id, chunk_seq, chunk, embedding::text AS e FROM doc_embedding_store "
-            "ORDER BY id, chunk_seq"
-        )
-        found: dict[int, list[str]] = {}
-        for r in rows:
-            assert r["chunk_seq"] == len(found.setdefault(r["id"], []))
-            found[r["id"]].append(r["chunk"])
-            vector = [float(x) for x in r["e"].strip("[]").split(",")]
-            assert vector == pytest.approx(fake_vector(r["chunk"], DIMS), rel=1e-6)
-        return found
+        return await stored(conn, "doc")
 
     await make_worker(db_url).run()
     assert await chunks() == old
