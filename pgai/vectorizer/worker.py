@@ -126,7 +126,8 @@ class WorkerStats:
     per_vectorizer_rows: dict[int, int] = field(default_factory=dict)
     per_vectorizer_chunks: dict[int, int] = field(default_factory=dict)
     per_vectorizer_errors: dict[int, int] = field(default_factory=dict)
-    #: worker coroutines inside a batch right now
+    #: worker coroutines inside a batch right now (claiming, chunking, embedding; a batch that
+    #: is only committing in the background does not count)
     busy: int = 0
     #: worker coroutines running (busy or claiming)
     coroutines: int = 0
@@ -690,8 +691,8 @@ class BatchProcessor:
                 tails.start_soon(self._tail, batch, tail_done)
                 handed_off = True
         finally:
+            stats.busy -= 1
             if not handed_off:
-                stats.busy -= 1
                 await self._release(conn)
         return outcome, tail_done
 
@@ -885,7 +886,6 @@ class BatchProcessor:
             await _rollback_or_drop(batch.conn)
             raise
         finally:
-            self.worker.stats.busy -= 1
             await self._release(batch.conn)
             done.set()
 
