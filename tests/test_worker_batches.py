@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from pgai.vectorizer.pipeline import PreparedChunk
+from pgai.vectorizer.worker import init_connection
 from pgai.vectorizer.writer import EmbeddedChunk
 from tests.fake_provider import FakeProvider, RecordedRequest, fake_vector
 from tests.worker_support import DIMS, make_worker
@@ -366,3 +367,28 @@ async def test_random_edits_leave_every_row_with_exactly_its_old_or_its_new_chun
     await conn.execute("UPDATE ai._vectorizer_q_1 SET loading_retry_after = NULL")
     await make_worker(db_url).run()
     assert await chunks() == {d: parts for d, parts in new.items() if parts}
+
+
+async def test_a_batch_runs_with_its_settings_on_a_pool_the_application_lends(
+    db_url: str, conn: asyncpg.Connection, notes: int
+) -> None:
+    """The batch settings (key lookups, commits without a disk flush) come with the batch's
+    BEGIN, not with the connection: a lent pool gets them, and no startup parameter is needed
+    (PgBouncer refuses the ones it does not know)."""
+    await conn.execute(
+        "ALTER TABLE notes_embedding_store ADD COLUMN settings text;"
+        "CREATE FUNCTION record_settings() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "NEW.settings := concat_ws(' ', current_setting('synchronous_commit'), "
+        "current_setting('enable_seqscan'), current_setting('plan_cache_mode')); "
+        "RETURN NEW; END $$;"
+        "CREATE TRIGGER record BEFORE INSERT ON notes_embedding_store "
+        "FOR EACH ROW EXECUTE FUNCTION record_settings()"
+    )
+    async with asyncpg.create_pool(db_url, min_size=1, max_size=4, init=init_connection) as pool:
+        await make_worker(db_url, pool=pool).run()
+        async with pool.acquire() as lent:
+            # outside a batch, the application's sessions keep their own settings
+            assert await lent.fetchval("SHOW synchronous_commit") == "on"
+    settings = await conn.fetch("SELECT DISTINCT settings FROM notes_embedding_store")
+    assert [r["settings"] for r in settings] == ["off off force_custom_plan"]
+    assert await conn.fetchval("SELECT count(*) FROM notes_embedding_store") == 8

@@ -76,22 +76,25 @@ GROUP_CHUNKS = 1024
 #: Batches with more text than this are chunked in a worker thread (a few ms of CPU).
 CHUNK_IN_THREAD_CHARS = 200_000
 
-#: Session settings of the worker's connections. Every statement the worker runs looks rows
-#: up by key (queue, source, target by primary key; the catalog by id). A backfill grows the
-#: target table from empty to millions of rows faster than autovacuum refreshes its statistics,
-#: so the planner, believing it small, picks sequential scans to find a batch's old chunks, and
-#: every batch gets slower than the last (measured: 34 s of database CPU instead of 5 s on a
-#: 20,000-row backfill). Key lookups it is, planned for each execution's parameters.
+#: Settings of a batch's transaction (SET LOCAL, sent with its BEGIN: no extra round trip, and
+#: the same on a pool the application lends and behind PgBouncer, which refuses unknown startup
+#: parameters). Every statement of a batch looks rows up by key (queue, source, target by
+#: primary key). A backfill grows the target table from empty to millions of rows faster than
+#: autovacuum refreshes its statistics, so the planner, believing it small, picks sequential
+#: scans to find a batch's old chunks, and every batch gets slower than the last (measured: 34 s
+#: of database CPU instead of 5 s on a 20,000-row backfill). Key lookups it is, planned for each
+#: execution's parameters.
 #:
 #: A batch's commit does not wait for its WAL to reach disk (synchronous_commit off): were the
 #: server to crash within that instant, the batch would be lost whole, its claim included, so
 #: its rows would still be queued and be embedded again. Nothing is lost or half-written, and
 #: a backfill stops spending a disk flush per batch.
-WORKER_SERVER_SETTINGS = {
+BATCH_SETTINGS = {
     "plan_cache_mode": "force_custom_plan",
     "enable_seqscan": "off",
     "synchronous_commit": "off",
 }
+_BEGIN_BATCH = "BEGIN; " + " ".join(f"SET LOCAL {k} = {v};" for k, v in BATCH_SETTINGS.items())
 
 #: Upper bound of the worker's connection pool: coroutines beyond it wait for a connection.
 MAX_POOL_SIZE = 64
@@ -294,7 +297,6 @@ class Worker:
             max_size=size,
             init=init_connection,
             reset=_end_transaction,
-            server_settings=WORKER_SERVER_SETTINGS,
         )
         assert pool is not None
         return pool
@@ -713,9 +715,10 @@ class BatchProcessor:
         """Claim a batch and embed it, writing all but its last group. Returns the outcome and,
         when there is a tail to run, the batch; a failed batch is settled here."""
         # Transactions are plain BEGIN/SAVEPOINT/COMMIT statements, not asyncpg's objects, so
-        # that the last ones share a round trip: a batch costs five (BEGIN, claim, SAVEPOINT,
-        # COPY, RELEASE + COMMIT), and round trips, not statements, bound a busy database.
-        await conn.execute("BEGIN")
+        # that statements share round trips: a batch costs five (BEGIN + settings, claim,
+        # SAVEPOINT, COPY, RELEASE + COMMIT), and round trips, not statements, bound a busy
+        # database.
+        await conn.execute(_BEGIN_BATCH)
         try:
             claimed = await self.queue.claim(conn, self.vectorizer.batch_size)
             if not claimed:
