@@ -947,6 +947,9 @@ class BatchProcessor:
             await conn.execute(f"ROLLBACK TO SAVEPOINT {_SAVEPOINT}")
         outcome = await self._batch_failed(conn, batch.keys, exc, message)
         await conn.execute("COMMIT")
+        # after the commit: a failure to record progress must not undo the rows' requeueing
+        if self.worker.tracking is not None and outcome != "paused":
+            await self.worker.tracking.progress(conn, self.vectorizer.id, 0, f"{message}: {exc}")
         return outcome
 
     async def _embed_isolating_poison_rows(
@@ -1085,8 +1088,6 @@ class BatchProcessor:
             details["http_status"] = status
             details["rate_limited"] = rate_limited
         await record_error(conn, vid, message, details)
-        if self.worker.tracking is not None and not rate_limited:
-            await self.worker.tracking.progress(conn, vid, 0, f"{message}: {exc}")
         if rate_limited:
             # The provider is pacing us: not a failure of these rows, nor of the worker.
             assert isinstance(exc, ProviderError)
