@@ -3,19 +3,22 @@ failure at commit time loses nothing, and no reference cycle keeps a batch's vec
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import itertools
 import json
 import random
+import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import asyncpg
 import pytest
 
 from pgai.vectorizer.pipeline import PreparedChunk
-from pgai.vectorizer.worker import init_connection
+from pgai.vectorizer.worker import SEND_BUFFER_BYTES, init_connection
 from pgai.vectorizer.writer import EmbeddedChunk
 from tests.fake_provider import FakeProvider, RecordedRequest, fake_vector
 from tests.worker_support import DIMS, make_worker
@@ -392,3 +395,43 @@ async def test_a_batch_runs_with_its_settings_on_a_pool_the_application_lends(
     settings = await conn.fetch("SELECT DISTINCT settings FROM notes_embedding_store")
     assert [r["settings"] for r in settings] == ["off off force_custom_plan"]
     assert await conn.fetchval("SELECT count(*) FROM notes_embedding_store") == 8
+
+
+async def test_a_commit_that_fails_puts_the_batch_back_with_a_clear_error(
+    db_url: str, conn: asyncpg.Connection, notes: int
+) -> None:
+    """A deferred constraint on the target fails at COMMIT itself (after the savepoint is
+    released): the whole transaction, claim included, rolls back, so the rows are queued again;
+    the error is recorded and the worker carries on."""
+    await conn.execute(
+        "CREATE SEQUENCE late;"
+        "CREATE FUNCTION fail_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+        "IF NEW.chunk = 'note number 3' AND nextval('late') = 1 THEN "
+        "RAISE EXCEPTION 'checked at commit (simulated)'; END IF; RETURN NULL; END $$;"
+        "CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON notes_embedding_store "
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fail_at_commit()"
+    )
+    worker = make_worker(db_url, exit_on_error=False)
+    assert await worker.run() is None
+    details = json.loads(await conn.fetchval("SELECT details FROM ai._vectorizer_errors"))
+    assert "checked at commit (simulated)" in details["error_reason"]
+    # in the same run or the next, note 3 is embedded once; nothing is lost or doubled
+    await make_worker(db_url).run()
+    assert await stored(conn) == {i: [f"note number {i}"] for i in range(1, 9)}
+    assert await conn.fetchval("SELECT count(*) FROM ai._vectorizer_q_1") == 0
+
+
+def test_worker_connections_ask_for_a_large_send_buffer(db_url: str) -> None:
+    async def check() -> int:
+        connection = await asyncpg.connect(db_url)
+        try:
+            await init_connection(connection)
+            sock = connection._transport.get_extra_info("socket")  # type: ignore[attr-defined]
+            return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF))
+        finally:
+            await connection.close()
+
+    granted = asyncio.run(check())
+    # Linux doubles what it grants, up to net.core.wmem_max
+    wmem_max = int(Path("/proc/sys/net/core/wmem_max").read_text())
+    assert granted >= min(SEND_BUFFER_BYTES, wmem_max)

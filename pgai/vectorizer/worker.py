@@ -296,7 +296,7 @@ class Worker:
             min_size=1,
             max_size=size,
             init=init_connection,
-            reset=_end_transaction,
+            reset=_no_reset,
         )
         assert pool is not None
         return pool
@@ -1097,7 +1097,7 @@ class BatchProcessor:
         return "failed"
 
 
-async def _end_transaction(conn: asyncpg.Connection) -> None:
+async def _no_reset(conn: asyncpg.Connection) -> None:
     """What our pool does to a released connection: nothing beyond asyncpg's own clean-up
     (which rolls back an open transaction). The default reset (unlock advisory locks, close
     cursors, UNLISTEN, RESET ALL) is a round trip per batch for state the worker never
